@@ -1,0 +1,42 @@
+"""Packaging for tinybert-hf.
+
+Ranges here are the versions the code is written for. The versions the test suite ran with are pinned in
+`constraints.txt`; install with `pip install -c constraints.txt ...` (as the README and CI do) to get them,
+including the CPU build of torch instead of a multi-GB CUDA download.
+"""
+
+from pathlib import Path
+
+from setuptools import find_packages, setup
+
+TEST_REQUIRES = ["pytest>=8", "hypothesis>=6.100"]
+
+setup(
+    name="tinybert-hf",
+    version="0.1.0",
+    description="Distil fine-tuned BERT-family teachers into small, fast TinyBERT students with Hugging Face Transformers",
+    long_description=Path(__file__).with_name("README.md").read_text(encoding="utf-8"),
+    long_description_content_type="text/markdown",
+    license="Apache-2.0",
+    packages=find_packages(include=["tinybert_hf", "tinybert_hf.*"]),
+    python_requires=">=3.10",
+    install_requires=[
+        # Any torch from 2.6 works; constraints.txt pins the CPU build 2.13.0 that the tests ran with.
+        "torch>=2.6",
+        "transformers>=5.23,<6",
+        "accelerate>=1.10",
+        "datasets>=4.0",
+        "evaluate>=0.4.6",
+        "safetensors>=0.6",
+        "huggingface-hub>=1.0",
+    ],
+    extras_require={
+        "test": TEST_REQUIRES,
+        "dev": [*TEST_REQUIRES, "ruff>=0.15"],
+    },
+    classifiers=[
+        "Programming Language :: Python :: 3",
+        "License :: OSI Approved :: Apache Software License",
+        "Topic :: Scientific/Engineering :: Artificial Intelligence",
+    ],
+)
