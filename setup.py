@@ -14,7 +14,7 @@ TEST_REQUIRES = ["pytest>=8", "hypothesis>=6.100"]
 setup(
     name="tinybert-hf",
     version="0.1.0",
-    description="Distil fine-tuned BERT-family teachers into small, fast TinyBERT students with Hugging Face Transformers",
+    description="Distil fine-tuned BERT-family teachers into small, fast TinyBERT students (Hugging Face)",
     long_description=Path(__file__).with_name("README.md").read_text(encoding="utf-8"),
     long_description_content_type="text/markdown",
     license="Apache-2.0",

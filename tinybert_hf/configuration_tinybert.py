@@ -82,6 +82,10 @@ class TinyBertConfig(PreTrainedConfig):
             Heads of each layer when they differ between layers (after head pruning); one entry per layer.
         layer_intermediate_sizes (`list[int]`, *optional*):
             FFN width of each layer when it differs between layers (after neuron pruning); one entry per layer.
+        position_embedding_type (`str`, *optional*, defaults to `"absolute"`):
+            Kept so BERT configs load; TinyBERT supports only absolute positions.
+        tie_word_embeddings (`bool`, *optional*, defaults to `True`):
+            Tie the masked-LM decoder to the word embeddings (as BERT).
 
     Example:
 
@@ -93,6 +97,7 @@ class TinyBertConfig(PreTrainedConfig):
     >>> student_config = TinyBertConfig.from_teacher_config(teacher_config)  # TinyBERT4 shape
     >>> (student_config.num_hidden_layers, student_config.hidden_size, student_config.fit_size)
     (4, 312, 768)
+
     ```
     """
 
@@ -117,6 +122,7 @@ class TinyBertConfig(PreTrainedConfig):
     layer_num_attention_heads: list[int] | None = None
     layer_intermediate_sizes: list[int] | None = None
     position_embedding_type: str = "absolute"
+    tie_word_embeddings: bool = True
 
     def __post_init__(self, **kwargs):
         # BERT decoder fields are meaningless here; a BERT config.json carries them, so accept and check them.
@@ -131,8 +137,15 @@ class TinyBertConfig(PreTrainedConfig):
 
     def _check_shapes(self) -> None:
         """Raise a `ValueError` that says what to change when the fields cannot describe a model."""
-        for name in ("vocab_size", "hidden_size", "num_hidden_layers", "num_attention_heads", "intermediate_size",
-                     "max_position_embeddings", "type_vocab_size"):
+        for name in (
+            "vocab_size",
+            "hidden_size",
+            "num_hidden_layers",
+            "num_attention_heads",
+            "intermediate_size",
+            "max_position_embeddings",
+            "type_vocab_size",
+        ):
             value = getattr(self, name)
             if value < 1:
                 raise ValueError(f"`{name}` must be a positive integer, got {value}.")
@@ -141,7 +154,9 @@ class TinyBertConfig(PreTrainedConfig):
             if not 0.0 <= value < 1.0:
                 raise ValueError(f"`{name}` must be in [0, 1), got {value}.")
         if self.hidden_act not in ACT2FN:
-            raise ValueError(f"`hidden_act={self.hidden_act!r}` is not a known activation; use one of {sorted(ACT2FN)}.")
+            raise ValueError(
+                f"`hidden_act={self.hidden_act!r}` is not a known activation; use one of {sorted(ACT2FN)}."
+            )
         if self.position_embedding_type != "absolute":
             raise ValueError(
                 f"TinyBERT uses absolute position embeddings, got `position_embedding_type="
@@ -156,7 +171,9 @@ class TinyBertConfig(PreTrainedConfig):
         if self.attention_head_size is not None and self.attention_head_size < 1:
             raise ValueError(f"`attention_head_size` must be a positive integer, got {self.attention_head_size}.")
         if self.fit_size is not None and self.fit_size < 1:
-            raise ValueError(f"`fit_size` must be the teacher's hidden size (a positive integer), got {self.fit_size}.")
+            raise ValueError(
+                f"`fit_size` must be the teacher's hidden size (a positive integer), got {self.fit_size}."
+            )
         for name in ("layer_num_attention_heads", "layer_intermediate_sizes"):
             per_layer = getattr(self, name)
             if per_layer is None:
@@ -252,13 +269,18 @@ class TinyBertConfig(PreTrainedConfig):
         >>> from transformers import BertConfig
         >>> from tinybert_hf import TinyBertConfig
 
-        >>> config = TinyBertConfig.from_teacher_config(BertConfig(hidden_size=384), num_hidden_layers=3, hidden_size=384)
+        >>> teacher_config = BertConfig(hidden_size=384)
+        >>> config = TinyBertConfig.from_teacher_config(teacher_config, num_hidden_layers=3, hidden_size=384)
         >>> config.fit_size is None  # same width: no projection needed
         True
+
         ```
         """
-        missing = [name for name in ("vocab_size", "hidden_size", "max_position_embeddings")
-                   if getattr(teacher_config, name, None) is None]
+        missing = [
+            name
+            for name in ("vocab_size", "hidden_size", "max_position_embeddings")
+            if getattr(teacher_config, name, None) is None
+        ]
         if missing:
             raise ValueError(
                 f"The teacher config ({type(teacher_config).__name__}) has no {missing}; a TinyBERT student needs a "

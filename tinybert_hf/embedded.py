@@ -30,6 +30,7 @@ def packaged_teacher_path() -> Path:
 
     >>> AutoTokenizer.from_pretrained(packaged_teacher_path()).vocab_size
     30522
+
     ```
     """
     # find_spec locates the package without importing it (its __init__ would pull in sentence-transformers).

@@ -134,7 +134,9 @@ class TinyBertEmbeddings(nn.Module):
             token_type_ids = self.token_type_ids[:, :seq_length].expand(input_shape)
         if inputs_embeds is None:
             inputs_embeds = self.word_embeddings(input_ids)
-        embeddings = inputs_embeds + self.token_type_embeddings(token_type_ids) + self.position_embeddings(position_ids)
+        embeddings = (
+            inputs_embeds + self.token_type_embeddings(token_type_ids) + self.position_embeddings(position_ids)
+        )
         return self.dropout(self.LayerNorm(embeddings))
 
 
@@ -402,7 +404,23 @@ class TinyBertPreTrainedModel(PreTrainedModel):
             key_mapping = dict(_PUBLISHED_TINYBERT_KEY_MAPPING)
             key_mapping.update(kwargs.get("key_mapping") or {})
             kwargs["key_mapping"] = key_mapping
-        return super().from_pretrained(pretrained_model_name_or_path, *model_args, **kwargs)
+        try:
+            return super().from_pretrained(pretrained_model_name_or_path, *model_args, **kwargs)
+        except RuntimeError as error:
+            if "ignore_mismatched_sizes" not in str(error) or kwargs.get("ignore_mismatched_sizes"):
+                raise
+            # transformers only logs which shapes differ; load again tolerantly to name them in the error.
+            kwargs.update(ignore_mismatched_sizes=True, output_loading_info=True)
+            _, info = super().from_pretrained(pretrained_model_name_or_path, *model_args, **kwargs)
+            mismatched = sorted(info["mismatched_keys"])
+            listing = "; ".join(
+                f"{key}: checkpoint {tuple(saved)} vs model {tuple(model)}" for key, saved, model in mismatched[:5]
+            )
+            raise ValueError(
+                f"The checkpoint in {pretrained_model_name_or_path} does not fit this model's shapes "
+                f"({len(mismatched)} tensors differ, e.g. {listing}). Load it with the config saved next to it, "
+                "or build a smaller student from it with `student_from_teacher_layers` (or pruning)."
+            ) from error
 
     def save_pretrained(self, save_directory, *args, **kwargs):
         r"""
@@ -427,6 +445,7 @@ class TinyBertPreTrainedModel(PreTrainedModel):
         >>> model.remove_distillation_projection()
         >>> model.fit_dense is None, model.config.fit_size is None
         (True, True)
+
         ```
         """
         self.base_model.fit_dense = None
@@ -482,6 +501,7 @@ class TinyBertModel(TinyBertPreTrainedModel):
     >>> out = model(torch.tensor([[1, 5, 7, 2]]), output_attention_scores=True, output_fit_hidden_states=True)
     >>> len(out.fit_hidden_states), out.fit_hidden_states[0].shape, out.attention_scores[0].shape
     (3, torch.Size([1, 4, 64]), torch.Size([1, 4, 4, 4]))
+
     ```
     """
 
@@ -597,10 +617,11 @@ class TinyBertForSequenceClassification(TinyBertPreTrainedModel):
     >>> import torch
     >>> from tinybert_hf import TinyBertConfig, TinyBertForSequenceClassification
 
-    >>> config = TinyBertConfig(vocab_size=99, hidden_size=32, num_hidden_layers=2, num_attention_heads=4, num_labels=3)
+    >>> config = TinyBertConfig(vocab_size=99, hidden_size=32, num_attention_heads=4, num_labels=3)
     >>> model = TinyBertForSequenceClassification(config)
     >>> model(torch.tensor([[1, 5, 7, 2]]), labels=torch.tensor([2])).logits.shape
     torch.Size([1, 3])
+
     ```
     """
 
@@ -690,9 +711,10 @@ class TinyBertForTokenClassification(TinyBertPreTrainedModel):
     >>> import torch
     >>> from tinybert_hf import TinyBertConfig, TinyBertForTokenClassification
 
-    >>> config = TinyBertConfig(vocab_size=99, hidden_size=32, num_hidden_layers=2, num_attention_heads=4, num_labels=5)
+    >>> config = TinyBertConfig(vocab_size=99, hidden_size=32, num_attention_heads=4, num_labels=5)
     >>> TinyBertForTokenClassification(config)(torch.tensor([[1, 5, 7, 2]])).logits.shape
     torch.Size([1, 4, 5])
+
     ```
     """
 
@@ -765,6 +787,7 @@ class TinyBertForMaskedLM(TinyBertPreTrainedModel):
     >>> config = TinyBertConfig(vocab_size=99, hidden_size=32, num_hidden_layers=2, num_attention_heads=4)
     >>> TinyBertForMaskedLM(config)(torch.tensor([[1, 5, 7, 2]])).logits.shape
     torch.Size([1, 4, 99])
+
     ```
     """
 

@@ -44,6 +44,7 @@ def uniform_layer_subset(num_teacher_layers: int, num_student_layers: int) -> li
 
     >>> uniform_layer_subset(6, 3), uniform_layer_subset(12, 4)
     ([1, 3, 5], [2, 5, 8, 11])
+
     ```
     """
     if not 1 <= num_student_layers <= num_teacher_layers:
@@ -92,6 +93,7 @@ def student_from_teacher_layers(
     >>> student = student_from_teacher_layers(teacher, layers=[1, 3])
     >>> type(student).__name__, student.config.num_hidden_layers
     ('TinyBertForSequenceClassification', 2)
+
     ```
     """
     teacher_config = teacher.config
