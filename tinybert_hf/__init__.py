@@ -24,6 +24,7 @@ from .modeling_tinybert import (
     TinyBertPreTrainedModel,
 )
 from .student_init import student_from_teacher_layers, uniform_layer_subset
+from .trainer import DistillationTrainer, DistillationTrainingArguments
 
 __version__ = "0.1.0"
 
@@ -42,6 +43,8 @@ for _auto_class, _model_class in _AUTO_CLASSES:
     _model_class.register_for_auto_class(_auto_class.__name__)
 
 __all__ = [
+    "DistillationTrainer",
+    "DistillationTrainingArguments",
     "TinyBertConfig",
     "TinyBertForMaskedLM",
     "TinyBertForSequenceClassification",

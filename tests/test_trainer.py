@@ -1,0 +1,188 @@
+"""DistillationTrainer: the student moves toward the teacher, parts are logged, bad pairs fail at construction."""
+
+import pytest
+import torch
+from datasets import Dataset
+from transformers import BertForSequenceClassification, BertModel
+
+from tinybert_hf import TinyBertConfig, TinyBertForSequenceClassification
+from tinybert_hf.trainer import DistillationTrainer, DistillationTrainingArguments
+
+from .conftest import tiny_bert_config
+
+
+def teacher_and_student(student_hidden: int = 24, student_layers: int = 2):
+    torch.manual_seed(0)
+    # a wide initializer gives the random teacher peaked attention and large logits, like a trained one
+    teacher = BertForSequenceClassification(tiny_bert_config(num_labels=2, initializer_range=0.2)).eval()
+    config = TinyBertConfig.from_teacher_config(
+        teacher.config,
+        num_hidden_layers=student_layers,
+        hidden_size=student_hidden,
+        num_attention_heads=4,
+        intermediate_size=37,
+        hidden_dropout_prob=0.0,
+        attention_probs_dropout_prob=0.0,
+    )
+    return teacher, TinyBertForSequenceClassification(config)
+
+
+def dataset(rows: int = 64, seq: int = 12) -> Dataset:
+    generator = torch.Generator().manual_seed(1)
+    input_ids = torch.randint(5, 99, (rows, seq), generator=generator)
+    attention_mask = torch.ones(rows, seq, dtype=torch.long)
+    lengths = torch.randint(4, seq + 1, (rows,), generator=generator)
+    for row, length in enumerate(lengths.tolist()):
+        attention_mask[row, length:] = 0
+        input_ids[row, length:] = 0
+    labels = torch.randint(0, 2, (rows,), generator=generator)
+    return Dataset.from_dict(
+        {"input_ids": input_ids.tolist(), "attention_mask": attention_mask.tolist(), "labels": labels.tolist()}
+    )
+
+
+def arguments(tmp_path, **overrides) -> DistillationTrainingArguments:
+    values = dict(
+        output_dir=str(tmp_path),
+        per_device_train_batch_size=16,
+        learning_rate=5e-3,
+        max_steps=40,
+        logging_steps=10,
+        report_to="none",
+        save_strategy="no",
+        use_cpu=True,
+        seed=0,
+    )
+    values.update(overrides)
+    return DistillationTrainingArguments(**values)
+
+
+def test_intermediate_stage_pulls_the_student_toward_the_teacher(tmp_path):
+    teacher, student = teacher_and_student()
+    teacher_before = {key: value.clone() for key, value in teacher.state_dict().items()}
+    data = dataset()
+    args = arguments(tmp_path, stage="intermediate", max_steps=120, logging_steps=30, learning_rate=1e-2)
+    trainer = DistillationTrainer(model=student, teacher_model=teacher, args=args, train_dataset=data)
+    before = trainer.evaluate(eval_dataset=data)
+    trainer.train()
+    after = trainer.evaluate(eval_dataset=data)
+    for part in ("eval_loss_embedding", "eval_loss_attention", "eval_loss_hidden"):
+        print(part, before[part], after[part])
+        assert after[part] < 0.25 * before[part], (part, before[part], after[part])
+    logged = [entry for entry in trainer.state.log_history if "loss_hidden" in entry]
+    assert len(logged) == 4 and "loss_prediction" not in logged[0]
+    teacher_after = teacher.state_dict()
+    assert all(torch.equal(teacher_before[key], teacher_after[key]) for key in teacher_before)
+    assert not teacher.training
+
+
+def test_prediction_stage_raises_agreement_with_the_teacher(tmp_path):
+    teacher, student = teacher_and_student()
+    data = dataset(rows=128)
+    batch = {key: torch.tensor(data[key]) for key in ("input_ids", "attention_mask")}
+
+    def agreement() -> float:
+        student.eval()
+        with torch.no_grad():
+            return (student(**batch).logits.argmax(-1) == teacher(**batch).logits.argmax(-1)).float().mean().item()
+
+    agreement_before = agreement()
+    args = arguments(
+        tmp_path, stage="prediction", prediction_loss="kl", temperature=2.0, max_steps=60, per_device_eval_batch_size=8
+    )
+    trainer = DistillationTrainer(
+        model=student, teacher_model=teacher, args=args, train_dataset=data, eval_dataset=data
+    )
+    before = trainer.evaluate()
+    trainer.train()
+    after = trainer.evaluate()
+    assert after["eval_loss_prediction"] < 0.2 * before["eval_loss_prediction"]
+    assert "eval_loss_attention" not in after
+    assert agreement() >= max(0.95, agreement_before)
+
+
+def test_subclass_adds_a_loss_term(tmp_path):
+    class CosineTrainer(DistillationTrainer):
+        def compute_loss_parts(self, student_outputs, teacher_outputs, teacher_attention_scores, inputs):
+            parts = super().compute_loss_parts(student_outputs, teacher_outputs, teacher_attention_scores, inputs)
+            student_last = student_outputs.fit_hidden_states[-1][:, 0]
+            teacher_last = teacher_outputs.hidden_states[-1][:, 0]
+            parts["cls_cosine"] = 1 - torch.cosine_similarity(student_last, teacher_last, dim=-1).mean()
+            return parts
+
+    teacher, student = teacher_and_student()
+    trainer = CosineTrainer(
+        model=student,
+        teacher_model=teacher,
+        args=arguments(tmp_path, stage="intermediate", max_steps=20),
+        train_dataset=dataset(),
+    )
+    trainer.train()
+    logged = [entry for entry in trainer.state.log_history if "loss_cls_cosine" in entry]
+    assert len(logged) == 2 and logged[-1]["loss_cls_cosine"] < logged[0]["loss_cls_cosine"]
+
+
+class TestArguments:
+    def test_stage_sets_weights_and_explicit_weights_win(self, tmp_path):
+        args = arguments(tmp_path, stage="intermediate", attention_loss_weight=0.5)
+        assert args.loss_weights() == {
+            "embedding": 1.0, "attention": 0.5, "hidden": 1.0, "prediction": 0.0, "hard_label": 0.0
+        }  # fmt: skip
+
+    @pytest.mark.parametrize(
+        ("overrides", "message"),
+        [
+            ({"stage": "pretraining"}, "is not a TinyBERT stage"),
+            ({"temperature": 0.0}, "`temperature` must be positive"),
+            ({"attention_loss": "cosine"}, "`attention_loss` must be"),
+            ({"layer_mapping": "every other"}, "neither 'uniform', 'last' nor"),
+            ({"stage": "prediction", "prediction_loss_weight": 0.0}, "Every loss weight is 0"),
+            ({"hidden_loss_weight": -1.0}, "must be non-negative"),
+        ],
+    )
+    def test_bad_arguments(self, tmp_path, overrides, message):
+        with pytest.raises(ValueError, match=message):
+            arguments(tmp_path, **overrides)
+
+
+class TestIncompatiblePairs:
+    def build(self, tmp_path, teacher, student, **overrides):
+        return DistillationTrainer(
+            model=student, teacher_model=teacher, args=arguments(tmp_path, **overrides), train_dataset=dataset()
+        )
+
+    def test_vocabularies_differ(self, tmp_path):
+        teacher, _ = teacher_and_student()
+        config = TinyBertConfig(vocab_size=50, hidden_size=32, num_attention_heads=4)
+        student = TinyBertForSequenceClassification(config)
+        with pytest.raises(ValueError, match="50 tokens but the teacher's has 99"):
+            self.build(tmp_path, teacher, student)
+
+    def test_layer_mapping_out_of_range(self, tmp_path):
+        teacher, student = teacher_and_student()
+        with pytest.raises(ValueError, match=r"teacher layers \[7\], but the teacher has 4 layers"):
+            self.build(tmp_path, teacher, student, layer_mapping="1,7")
+
+    def test_missing_projection(self, tmp_path):
+        teacher, student = teacher_and_student()
+        student.config.fit_size = None
+        with pytest.raises(ValueError, match="set `fit_size=32`"):
+            self.build(tmp_path, teacher, student)
+
+    def test_head_counts_differ(self, tmp_path):
+        teacher, _ = teacher_and_student()
+        config = TinyBertConfig.from_teacher_config(teacher.config, num_hidden_layers=2, hidden_size=24,
+                                                    num_attention_heads=6, intermediate_size=37)  # fmt: skip
+        with pytest.raises(ValueError, match="has 6 attention heads and teacher layer 1 has 4"):
+            self.build(tmp_path, teacher, TinyBertForSequenceClassification(config))
+
+    def test_teacher_without_task_head_for_prediction_stage(self, tmp_path):
+        teacher, student = teacher_and_student()
+        with pytest.raises(ValueError, match="needs a teacher with a task head, got BertModel"):
+            self.build(tmp_path, BertModel(teacher.config), student, stage="prediction")
+
+    def test_label_counts_differ(self, tmp_path):
+        teacher, student = teacher_and_student()
+        teacher = BertForSequenceClassification(tiny_bert_config(num_labels=3))
+        with pytest.raises(ValueError, match="teacher predicts 3 labels and the student 2"):
+            self.build(tmp_path, teacher, student, stage="prediction")
