@@ -67,7 +67,6 @@ def test_intermediate_stage_pulls_the_student_toward_the_teacher(tmp_path):
     trainer.train()
     after = trainer.evaluate(eval_dataset=data)
     for part in ("eval_loss_embedding", "eval_loss_attention", "eval_loss_hidden"):
-        print(part, before[part], after[part])
         assert after[part] < 0.25 * before[part], (part, before[part], after[part])
     logged = [entry for entry in trainer.state.log_history if "loss_hidden" in entry]
     assert len(logged) == 4 and "loss_prediction" not in logged[0]
