@@ -95,6 +95,8 @@ def test_prediction_stage_raises_agreement_with_the_teacher(tmp_path):
     before = trainer.evaluate()
     trainer.train()
     after = trainer.evaluate()
+    predictions = trainer.predict(data)  # gathers logits only, not hidden states or attention scores
+    assert predictions.predictions.shape == (128, 2)
     assert after["eval_loss_prediction"] < 0.2 * before["eval_loss_prediction"]
     assert "eval_loss_attention" not in after
     assert agreement() >= max(0.95, agreement_before)

@@ -265,7 +265,10 @@ class DistillationTrainer(Trainer):
         for name, value in parts.items():
             self._loss_part_sums[split][name] += value.detach().float().item()
             self._loss_part_counts[split][name] += 1
-        return (loss, student_outputs) if return_outputs else loss
+        if not return_outputs:
+            return loss
+        # Only the logits go to evaluation: Trainer would otherwise gather every hidden state and score tensor.
+        return loss, type(student_outputs)(loss=loss, logits=student_outputs.logits)
 
     @torch.no_grad()
     def _teacher_forward(self, model_inputs: dict, hidden_states: bool, attention_scores: bool):
