@@ -106,7 +106,7 @@ class DistillationTrainingArguments(TrainingArguments):
             raise ValueError("Every loss weight is 0: nothing would be trained. Set a `stage` or a weight above 0.")
         if self.layer_mapping not in ("uniform", "last"):
             try:
-                self.explicit_layer_mapping()
+                _parse_layer_list(self.layer_mapping)
             except ValueError as error:
                 raise ValueError(
                     f"`layer_mapping={self.layer_mapping!r}` is neither 'uniform', 'last' nor comma-separated "
@@ -119,8 +119,10 @@ class DistillationTrainingArguments(TrainingArguments):
         explicit = {part: getattr(self, f"{part}_loss_weight") for part in LOSS_PARTS}
         return {part: preset[part] if explicit[part] is None else explicit[part] for part in LOSS_PARTS}
 
-    def explicit_layer_mapping(self) -> list[int]:
-        return [int(index) for index in self.layer_mapping.split(",")]
+
+def _parse_layer_list(text: str) -> list[int]:
+    """'1,3,5' -> [1, 3, 5]; raises ValueError on anything else."""
+    return [int(index) for index in text.split(",")]
 
 
 def resolve_layer_mapping(mapping: str | list[int], num_teacher_layers: int, num_student_layers: int) -> list[int]:
@@ -129,7 +131,7 @@ def resolve_layer_mapping(mapping: str | list[int], num_teacher_layers: int, num
         return uniform_layer_subset(num_teacher_layers, num_student_layers)
     if mapping == "last":
         return list(range(num_teacher_layers - num_student_layers, num_teacher_layers))
-    layers = [int(index) for index in mapping.split(",")] if isinstance(mapping, str) else list(mapping)
+    layers = _parse_layer_list(mapping) if isinstance(mapping, str) else list(mapping)
     if len(layers) != num_student_layers:
         raise ValueError(
             f"`layer_mapping` names {len(layers)} teacher layers but the student has {num_student_layers} layers; "
