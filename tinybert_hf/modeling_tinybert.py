@@ -140,6 +140,26 @@ class TinyBertEmbeddings(nn.Module):
         return self.dropout(self.LayerNorm(embeddings))
 
 
+def attention_with_scores(
+    query: torch.Tensor,
+    key: torch.Tensor,
+    value: torch.Tensor,
+    attention_mask: torch.Tensor | None,
+    scaling: float,
+    dropout: float = 0.0,
+    training: bool = False,
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """
+    Explicit attention. Inputs `(batch, heads, seq, head_size)`, `attention_mask` additive `(batch, 1, 1, seq)`.
+    Returns the context `(batch, seq, heads, head_size)`, the probabilities and the pre-mask scores
+    `(batch, heads, seq, seq)`.
+    """
+    scores = torch.matmul(query, key.transpose(-1, -2)) * scaling
+    probs = nn.functional.softmax(scores if attention_mask is None else scores + attention_mask, dim=-1)
+    context = torch.matmul(nn.functional.dropout(probs, p=dropout, training=training), value)
+    return context.transpose(1, 2).contiguous(), probs, scores
+
+
 def eager_attention_forward(
     module: nn.Module,
     query: torch.Tensor,
@@ -150,13 +170,9 @@ def eager_attention_forward(
     dropout: float = 0.0,
     **kwargs,
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """Plain attention with the AttentionInterface signature; inputs `(batch, heads, seq, head_size)`."""
-    scores = torch.matmul(query, key.transpose(-1, -2)) * scaling  # (batch, heads, seq, seq)
-    if attention_mask is not None:
-        scores = scores + attention_mask
-    probs = nn.functional.softmax(scores, dim=-1)
-    context = torch.matmul(nn.functional.dropout(probs, p=dropout, training=module.training), value)
-    return context.transpose(1, 2).contiguous(), probs  # (batch, seq, heads, head_size)
+    """[`attention_with_scores`] with the AttentionInterface signature and return value."""
+    context, probs, _ = attention_with_scores(query, key, value, attention_mask, scaling, dropout, module.training)
+    return context, probs
 
 
 class TinyBertSelfAttention(nn.Module):
@@ -194,11 +210,9 @@ class TinyBertSelfAttention(nn.Module):
 
         if output_attentions or output_attention_scores:
             # The only path that can hand back scores; `attention_mask` is then additive (see TinyBertModel).
-            scores = torch.matmul(query, key.transpose(-1, -2)) * self.scaling  # (batch, heads, seq, seq)
-            masked_scores = scores if attention_mask is None else scores + attention_mask
-            probs = nn.functional.softmax(masked_scores, dim=-1)
-            context = torch.matmul(nn.functional.dropout(probs, p=dropout, training=self.training), value)
-            context = context.transpose(1, 2)  # (batch, seq, heads, head_size)
+            context, probs, scores = attention_with_scores(
+                query, key, value, attention_mask, self.scaling, dropout, self.training
+            )
             return (
                 context.reshape(batch_size, seq_length, self.all_head_size),
                 probs if output_attentions else None,
