@@ -484,13 +484,21 @@ class TinyBertPreTrainedModel(PreTrainedModel):
                 f"{self.config.max_position_embeddings}; truncate the inputs, e.g. `tokenizer(..., truncation=True, "
                 f"max_length={self.config.max_position_embeddings})`."
             )
-        if input_ids is not None and not torch.compiler.is_compiling() and input_ids.numel() > 0:
-            low, high = int(input_ids.min()), int(input_ids.max())
-            if low < 0 or high >= self.config.vocab_size:
-                raise ValueError(
-                    f"Token ids must lie in [0, {self.config.vocab_size}) (the model's `vocab_size`), got ids in "
-                    f"[{low}, {high}]. Was the input made by another model's tokenizer?"
-                )
+        bounds = _bounds_outside(input_ids, self.config.vocab_size) if input_ids is not None else None
+        if bounds is not None:
+            raise ValueError(
+                f"Token ids must lie in [0, {self.config.vocab_size}) (the model's `vocab_size`), got ids in "
+                f"[{bounds[0]}, {bounds[1]}]. Was the input made by another model's tokenizer?"
+            )
+
+
+def _bounds_outside(values: torch.Tensor, upper: int) -> tuple[int, int] | None:
+    """`(min, max)` of integer `values` when some lie outside `[0, upper)`, else None. Skipped while compiling,
+    where reading the bounds back to the host would break the graph."""
+    if torch.compiler.is_compiling() or values.numel() == 0:
+        return None
+    low, high = int(values.min()), int(values.max())
+    return (low, high) if low < 0 or high >= upper else None
 
 
 class TinyBertModel(TinyBertPreTrainedModel):
@@ -705,12 +713,12 @@ class TinyBertForSequenceClassification(TinyBertPreTrainedModel):
                 return MSELoss()(logits.squeeze(-1), labels.squeeze(-1).to(logits.dtype))
             return MSELoss()(logits, labels.to(logits.dtype))
         if self.config.problem_type == "single_label_classification":
-            if not torch.compiler.is_compiling() and labels.numel() > 0:
-                low, high = int(labels.min()), int(labels.max())
-                if low < 0 or high >= self.num_labels:
-                    raise ValueError(
-                        f"Labels must lie in [0, {self.num_labels}) (`num_labels`), got labels in [{low}, {high}]."
-                    )
+            bounds = _bounds_outside(labels, self.num_labels)
+            if bounds is not None:
+                raise ValueError(
+                    f"Labels must lie in [0, {self.num_labels}) (`num_labels`), got labels in "
+                    f"[{bounds[0]}, {bounds[1]}]."
+                )
             return CrossEntropyLoss()(logits.view(-1, self.num_labels), labels.view(-1))
         return BCEWithLogitsLoss()(logits, labels.to(logits.dtype))
 
