@@ -265,7 +265,8 @@ class DistillationTrainer(Trainer):
         loss = sum(weights.get(name, 1.0) * value for name, value in parts.items())
         split = "train" if model.training else "eval"
         for name, value in parts.items():
-            self._loss_part_sums[split][name] += value.detach().float().item()
+            # a device tensor: reading it back (a host sync) waits until `log`, not every step
+            self._loss_part_sums[split][name] += value.detach().float()
             self._loss_part_counts[split][name] += 1
         if not return_outputs:
             return loss
@@ -338,7 +339,7 @@ class DistillationTrainer(Trainer):
         split = "eval" if any(key.startswith("eval_") for key in logs) else "train"
         prefix = "eval_" if split == "eval" else ""
         for name, total in self._loss_part_sums[split].items():
-            logs[f"{prefix}loss_{name}"] = round(total / max(self._loss_part_counts[split][name], 1), 6)
+            logs[f"{prefix}loss_{name}"] = round(float(total) / max(self._loss_part_counts[split][name], 1), 6)
         self._loss_part_sums[split].clear()
         self._loss_part_counts[split].clear()
         super().log(logs, start_time)
