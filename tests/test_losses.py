@@ -7,6 +7,7 @@ import torch
 
 from tinybert_hf.losses import (
     attention_kl,
+    attention_relation_kl,
     attention_score_mse,
     hidden_state_mse,
     kl_divergence,
@@ -39,6 +40,10 @@ class TestZeroForIdenticalInputs:
     def test_logits_mse(self):
         logits = scores(1, (3, 5))
         assert logits_mse(logits, logits).item() == 0.0
+
+    def test_attention_relation(self):
+        states = scores(2, (2, 4, 12))
+        assert attention_relation_kl(states, states, MASK, num_relation_heads=3).abs().item() < 1e-7
 
 
 class TestValuesByHand:
@@ -74,6 +79,27 @@ class TestValuesByHand:
         kl = 0.75 * math.log(0.75 / 0.5) + 0.25 * math.log(0.25 / 0.5)
         assert kl_divergence(student, teacher, temperature=2.0).item() == pytest.approx(4 * kl, rel=1e-5)
 
+    def test_attention_relation_kl_by_hand(self):
+        # one relation head of width 1: relation[i, j] = x_i * x_j; the student's are all 0 (uniform rows)
+        student = torch.zeros(1, 2, 1)
+        teacher = torch.tensor([[[1.0], [0.0]]])  # query 0 sees (1, 0) -> (e, 1) / (e + 1); query 1 uniform
+        p = math.e / (math.e + 1)
+        expected = (p * math.log(p / 0.5) + (1 - p) * math.log((1 - p) / 0.5) + 0.0) / 2
+        assert attention_relation_kl(student, teacher, num_relation_heads=1).item() == pytest.approx(expected)
+
+    def test_attention_relation_ignores_how_heads_are_cut(self):
+        """Relations are taken on the concatenated heads: a 4-head and a 2-head model with the same concatenated
+        queries are identical to the loss, and the student may be narrower than the teacher."""
+        teacher = scores(3, (2, 4, 16))  # e.g. 4 heads of 4, concatenated
+        narrow_student = scores(4, (2, 4, 8))  # e.g. 2 heads of 4
+        value = attention_relation_kl(narrow_student, teacher, MASK, num_relation_heads=2)
+        assert torch.isfinite(value) and value.item() > 0
+        # a student whose relations equal the teacher's, written at a different width: both halves duplicated
+        per_head = teacher.view(2, 4, 2, 8)
+        # twice the width per head: c^2 * 2 * q.k / sqrt(16) equals q.k / sqrt(8) for c = 2 ** -0.25
+        widened = torch.cat([per_head, per_head], dim=-1).flatten(2) * 2**-0.25  # (2, 4, 32)
+        assert attention_relation_kl(widened, teacher, MASK, num_relation_heads=2).abs().item() < 1e-5
+
     def test_logits_mse_by_hand(self):
         assert logits_mse(torch.tensor([[1.0], [3.0]]), torch.tensor([[2.0], [1.0]])).item() == pytest.approx(2.5)
 
@@ -98,6 +124,15 @@ class TestMasking:
             expected = loss(student, teacher, MASK)
             torch.testing.assert_close(loss(self.scramble_padding(student, value), teacher, MASK), expected)
             torch.testing.assert_close(loss(student, self.scramble_padding(teacher, value), MASK), expected)
+
+    @pytest.mark.parametrize("value", [1e4, -1e4, 123.0])
+    def test_attention_relation(self, value):
+        student, teacher = scores(0, (2, 4, 6)), scores(1, (2, 4, 12))
+        expected = attention_relation_kl(student, teacher, MASK, num_relation_heads=3)
+        changed = attention_relation_kl(self.scramble_padding(student, value), teacher, MASK, num_relation_heads=3)
+        torch.testing.assert_close(changed, expected)
+        changed = attention_relation_kl(student, self.scramble_padding(teacher, value), MASK, num_relation_heads=3)
+        torch.testing.assert_close(changed, expected)
 
     def test_hidden_loss(self):
         student, teacher = scores(0, (2, 4, 5)), scores(1, (2, 4, 5))
@@ -182,6 +217,10 @@ class TestBadInput:
             hidden_state_mse(torch.zeros(2, 4, 5), torch.zeros(2, 4, 6))
         with pytest.raises(ValueError, match="attention-relation loss handles different head counts"):
             attention_score_mse(torch.zeros(1, 2, 3, 3), torch.zeros(1, 4, 3, 3))
+
+    def test_relation_heads_must_divide_the_width(self):
+        with pytest.raises(ValueError, match="width of 10 cannot be split into 4 relation heads"):
+            attention_relation_kl(torch.zeros(1, 3, 10), torch.zeros(1, 3, 8), num_relation_heads=4)
 
     def test_non_positive_temperature(self):
         with pytest.raises(ValueError, match="`temperature` must be positive"):

@@ -1,5 +1,7 @@
 """DistillationTrainer: the student moves toward the teacher, parts are logged, bad pairs fail at construction."""
 
+import math
+
 import pytest
 import torch
 from datasets import Dataset
@@ -104,8 +106,8 @@ def test_prediction_stage_raises_agreement_with_the_teacher(tmp_path):
 
 def test_subclass_adds_a_loss_term(tmp_path):
     class CosineTrainer(DistillationTrainer):
-        def compute_loss_parts(self, student_outputs, teacher_outputs, teacher_attention_scores, inputs):
-            parts = super().compute_loss_parts(student_outputs, teacher_outputs, teacher_attention_scores, inputs)
+        def compute_loss_parts(self, student_outputs, teacher_outputs, inputs, **attention):
+            parts = super().compute_loss_parts(student_outputs, teacher_outputs, inputs, **attention)
             student_last = student_outputs.fit_hidden_states[-1][:, 0]
             teacher_last = teacher_outputs.hidden_states[-1][:, 0]
             parts["cls_cosine"] = 1 - torch.cosine_similarity(student_last, teacher_last, dim=-1).mean()
@@ -187,3 +189,95 @@ class TestIncompatiblePairs:
         teacher = BertForSequenceClassification(tiny_bert_config(num_labels=3))
         with pytest.raises(ValueError, match="teacher predicts 3 labels and the student 2"):
             self.build(tmp_path, teacher, student, stage="prediction")
+
+
+def one_update(tmp_path, rows: int, batch_size: int, accumulation: int, **overrides):
+    """The student after one SGD step over all `rows` rows, and that step's log entry."""
+    teacher, student = teacher_and_student()
+    values = dict(
+        per_device_train_batch_size=batch_size,
+        gradient_accumulation_steps=accumulation,
+        max_steps=1,
+        logging_steps=1,
+        optim="sgd",  # an update proportional to the gradient: Adam's first step would hide a wrong scale
+        learning_rate=0.5,
+        lr_scheduler_type="constant",
+        max_grad_norm=0.0,
+    )
+    values.update(overrides)
+    trainer = DistillationTrainer(
+        model=student, teacher_model=teacher, args=arguments(tmp_path, **values), train_dataset=dataset(rows=rows)
+    )
+    trainer.train()
+    return {key: value.detach().clone() for key, value in student.state_dict().items()}, trainer.state.log_history[0]
+
+
+@pytest.mark.parametrize(
+    "objective",
+    [
+        {"stage": "intermediate"},  # token and query-key-pair means
+        {"stage": "intermediate", "attention_loss": "kl"},
+        {"stage": "prediction", "hard_label_loss_weight": 0.5},  # example and label means
+    ],
+    ids=["intermediate-mse", "intermediate-kl", "prediction-hard-label"],
+)
+def test_gradient_accumulation_gives_the_update_of_the_large_batch(tmp_path, objective):
+    """16 rows of random lengths 4..12: micro-batches hold different numbers of real tokens, so averaging
+    micro-batch means (what Trainer does for a loss it does not know) would give a different update."""
+    _, untouched = teacher_and_student()
+    large, large_log = one_update(tmp_path, rows=16, batch_size=16, accumulation=1, **objective)
+    changed = [key for key in large if not torch.equal(large[key], untouched.state_dict()[key])]
+    assert len(changed) > 10
+    for batch_size, accumulation in ((8, 2), (4, 4)):
+        accumulated, accumulated_log = one_update(
+            tmp_path, rows=16, batch_size=batch_size, accumulation=accumulation, **objective
+        )
+        for key in large:
+            torch.testing.assert_close(accumulated[key], large[key], rtol=1e-5, atol=1e-6, msg=key)
+        for key, value in large_log.items():
+            if key.startswith("loss"):
+                assert accumulated_log[key] == pytest.approx(value, rel=1e-5), key
+
+
+def test_relation_loss_transfers_attention_across_head_counts(tmp_path):
+    """Teacher: 4 heads of 8; student: 2 heads of 12. TinyBERT's score losses cannot pair these heads."""
+    teacher, _ = teacher_and_student()
+    config = TinyBertConfig.from_teacher_config(teacher.config, num_hidden_layers=2, hidden_size=24,
+                                                num_attention_heads=2, intermediate_size=37,
+                                                hidden_dropout_prob=0.0, attention_probs_dropout_prob=0.0)  # fmt: skip
+    student = TinyBertForSequenceClassification(config)
+    data = dataset()
+    args = arguments(
+        tmp_path, attention_loss="relation", relation_heads=2, attention_loss_weight=1.0, embedding_loss_weight=0.0,
+        hidden_loss_weight=0.0, prediction_loss_weight=0.0, max_steps=120, logging_steps=30, learning_rate=1e-2,
+    )  # fmt: skip
+    trainer = DistillationTrainer(model=student, teacher_model=teacher, args=args, train_dataset=data)
+    before = trainer.evaluate(eval_dataset=data)["eval_loss_attention"]
+    trainer.train()
+    after = trainer.evaluate(eval_dataset=data)["eval_loss_attention"]
+    assert after < 0.5 * before, (before, after)
+    assert student.config._attn_implementation == "sdpa"  # recording switched back
+
+
+def test_relation_heads_must_divide_both_widths(tmp_path):
+    teacher, _ = teacher_and_student()
+    config = TinyBertConfig.from_teacher_config(teacher.config, num_hidden_layers=2, hidden_size=24,
+                                                num_attention_heads=2, intermediate_size=37)  # fmt: skip
+    args = arguments(tmp_path, stage="intermediate", attention_loss="relation", relation_heads=3)
+    with pytest.raises(ValueError, match=r"into 3 relation heads, which does not divide \{'teacher layer 1': 32\}"):
+        DistillationTrainer(
+            model=TinyBertForSequenceClassification(config), teacher_model=teacher, args=args, train_dataset=dataset()
+        )
+
+
+def test_bf16_on_cpu_gives_finite_losses(tmp_path):
+    teacher, student = teacher_and_student()
+    args = arguments(tmp_path, bf16=True, max_steps=20, logging_steps=10, hard_label_loss_weight=1.0)
+    trainer = DistillationTrainer(model=student, teacher_model=teacher, args=args, train_dataset=dataset())
+    trainer.train()
+    logged = [entry for entry in trainer.state.log_history if "loss_attention" in entry]
+    parts = ("loss", "loss_embedding", "loss_attention", "loss_hidden", "loss_prediction", "loss_hard_label")
+    assert len(logged) == 2
+    for entry in logged:
+        assert all(math.isfinite(entry[part]) for part in parts), entry
+    assert logged[-1]["loss"] < logged[0]["loss"]

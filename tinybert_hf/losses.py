@@ -159,6 +159,75 @@ def attention_kl(
     return kl[queries].sum() / queries.sum().clamp(min=1)
 
 
+def _relation_log_probs(states: torch.Tensor, keys: torch.Tensor, num_relation_heads: int) -> torch.Tensor:
+    """`(batch, seq, width)` -> `(batch, relation_heads, seq, seq)` log-softmax of scaled self dot products, fp32."""
+    batch, seq, width = states.shape
+    if width % num_relation_heads:
+        raise ValueError(
+            f"A width of {width} cannot be split into {num_relation_heads} relation heads; choose a number of "
+            "relation heads that divides both the student's and the teacher's attention width."
+        )
+    head_size = width // num_relation_heads
+    split = states.float().view(batch, seq, num_relation_heads, head_size).transpose(1, 2)  # (batch, R, seq, d)
+    relations = torch.matmul(split, split.transpose(-1, -2)) * head_size**-0.5  # (batch, R, seq, seq)
+    return F.log_softmax(relations.masked_fill(~keys, float("-inf")), dim=-1)
+
+
+def attention_relation_kl(
+    student_states: torch.Tensor,
+    teacher_states: torch.Tensor,
+    attention_mask: torch.Tensor | None = None,
+    num_relation_heads: int = 12,
+) -> torch.Tensor:
+    r"""
+    MiniLMv2's self-attention relation loss: KL(teacher || student) between the scaled dot-product relations of
+    queries with queries (or keys with keys, values with values), split into the same number of relation heads.
+
+    Both models' per-head vectors are concatenated and re-split into `num_relation_heads` heads, so the student
+    and teacher may have different head counts and widths (a 16-head teacher and a 12-head student): only the
+    `(seq, seq)` relation maps are compared. Computed in fp32 over real queries and keys.
+
+    Args:
+        student_states (`torch.Tensor` of shape `(batch, seq, student_width)`):
+            The student's queries (or keys, or values), heads concatenated.
+        teacher_states (`torch.Tensor` of shape `(batch, seq, teacher_width)`):
+            The teacher's, heads concatenated.
+        attention_mask (`torch.Tensor` of shape `(batch, seq)`, *optional*):
+            Real-token mask.
+        num_relation_heads (`int`, *optional*, defaults to 12):
+            Relation heads; must divide both widths.
+
+    Returns:
+        `torch.Tensor`: scalar, the KL summed over keys and averaged over relation heads and real queries.
+
+    Example:
+
+    ```python
+    >>> import torch
+    >>> from tinybert_hf.losses import attention_relation_kl
+
+    >>> teacher = torch.randn(2, 5, 64)  # e.g. 16 heads of 4
+    >>> float(attention_relation_kl(teacher[..., :32].repeat(1, 1, 2), teacher, num_relation_heads=4)) > 0
+    True
+    >>> float(attention_relation_kl(teacher.clone(), teacher, num_relation_heads=4))
+    0.0
+
+    ```
+    """
+    if student_states.shape[:2] != teacher_states.shape[:2]:
+        raise ValueError(
+            f"Student and teacher states must share batch and sequence sizes, got {tuple(student_states.shape)} "
+            f"and {tuple(teacher_states.shape)}."
+        )
+    real = _token_mask(attention_mask, student_states)  # (batch, seq)
+    keys = real[:, None, None, :]  # (batch, 1, 1, seq)
+    student_log_probs = _relation_log_probs(student_states, keys, num_relation_heads)
+    teacher_log_probs = _relation_log_probs(teacher_states, keys, num_relation_heads)
+    kl = torch.where(keys, teacher_log_probs.exp() * (teacher_log_probs - student_log_probs), 0.0).sum(-1)
+    queries = real[:, None, :].expand_as(kl)  # (batch, R, seq)
+    return kl[queries].sum() / queries.sum().clamp(min=1)
+
+
 def soft_cross_entropy(
     student_logits: torch.Tensor,
     teacher_logits: torch.Tensor,

@@ -1,22 +1,29 @@
 """TinyBERT distillation as a `transformers.Trainer`: swap in `DistillationTrainer`, pass a teacher.
 
-Status: the objective (embedding, attention, hidden-state, prediction and hard-label parts with TinyBERT's layer
-mapping), the frozen teacher, the compatibility checks and per-part logging. Teacher-logit caching, the
-attention-relation loss and the distributed and mixed-precision checks arrive in later steps of the trainer issue.
+The objective: embedding, attention (TinyBERT's score MSE, a KL on attention distributions, or MiniLMv2's
+head-count-agnostic Q-Q/K-K/V-V relations), hidden-state, prediction and hard-label parts over TinyBERT's layer
+mapping, against a frozen teacher placed by Accelerate and never wrapped for gradient sync.
+
+Gradient accumulation and several processes give the update of the equivalent single large batch: every loss part
+is a mean over its own unit (examples, real tokens, real query-key pairs or labels), so each micro-batch's part is
+weighted by its share of the units in the whole accumulation window, counted over all processes.
 """
 
 from __future__ import annotations
 
 from collections import defaultdict
+from contextlib import nullcontext
 from dataclasses import dataclass, field
 
 import torch
 from transformers import PreTrainedModel, Trainer, TrainingArguments
+from transformers.modeling_outputs import SequenceClassifierOutput
 from transformers.utils import logging
 
-from .attention_capture import record_attention, supports_attention_recording
+from .attention_capture import AttentionRecord, record_attention, supports_attention_recording
 from .losses import (
     attention_kl,
+    attention_relation_kl,
     attention_score_mse,
     hidden_state_mse,
     kl_divergence,
@@ -25,6 +32,7 @@ from .losses import (
 )
 from .modeling_tinybert import TinyBertPreTrainedModel
 from .student_init import uniform_layer_subset
+from .teacher_cache import TEACHER_LOGITS_COLUMN, TeacherLogitsCollator
 
 logger = logging.get_logger(__name__)
 
@@ -37,6 +45,10 @@ STAGE_WEIGHTS = {
     "prediction": {"embedding": 0.0, "attention": 0.0, "hidden": 0.0, "prediction": 1.0, "hard_label": 0.0},
 }
 DEFAULT_WEIGHTS = {"embedding": 1.0, "attention": 1.0, "hidden": 1.0, "prediction": 1.0, "hard_label": 0.0}
+
+# What each loss part averages over, counted per batch by `_batch_units` (a loss part a subclass adds is taken to
+# be a mean over examples).
+UNITS = ("examples", "tokens", "token_pairs", "labels")
 
 
 @dataclass
@@ -81,7 +93,18 @@ class DistillationTrainingArguments(TrainingArguments):
         },
     )
     attention_loss: str = field(
-        default="mse", metadata={"help": "'mse' on pre-softmax scores (TinyBERT) or 'kl' on attention distributions."}
+        default="mse",
+        metadata={
+            "help": "'mse' on pre-softmax scores (TinyBERT), 'kl' on attention distributions, or 'relation' "
+            "(MiniLMv2's Q-Q/K-K/V-V relations, for teachers whose head count differs from the student's)."
+        },
+    )
+    relation_heads: int | None = field(
+        default=None,
+        metadata={
+            "help": "Relation heads of the 'relation' attention loss; must divide both models' attention widths. "
+            "Unset: the student's number of attention heads."
+        },
     )
     prediction_loss: str = field(
         default="soft_ce",
@@ -94,8 +117,10 @@ class DistillationTrainingArguments(TrainingArguments):
             raise ValueError(f"`stage={self.stage!r}` is not a TinyBERT stage; use one of {sorted(STAGE_WEIGHTS)}.")
         if self.temperature <= 0:
             raise ValueError(f"`temperature` must be positive, got {self.temperature}.")
-        if self.attention_loss not in ("mse", "kl"):
-            raise ValueError(f"`attention_loss` must be 'mse' or 'kl', got {self.attention_loss!r}.")
+        if self.attention_loss not in ("mse", "kl", "relation"):
+            raise ValueError(f"`attention_loss` must be 'mse', 'kl' or 'relation', got {self.attention_loss!r}.")
+        if self.relation_heads is not None and self.relation_heads < 1:
+            raise ValueError(f"`relation_heads` must be at least 1, got {self.relation_heads}.")
         if self.prediction_loss not in ("soft_ce", "kl"):
             raise ValueError(f"`prediction_loss` must be 'soft_ce' or 'kl', got {self.prediction_loss!r}.")
         weights = self.loss_weights()
@@ -151,7 +176,11 @@ class DistillationTrainer(Trainer):
     [`Trainer`] whose loss is TinyBERT's distillation objective against a frozen teacher.
 
     Override [`~DistillationTrainer.compute_loss_parts`] to add or replace a loss term: it receives the student
-    and teacher outputs and returns a dict of named scalar losses, which are weighted, summed and logged.
+    and teacher outputs and returns a dict of named scalar losses, which are weighted, summed and logged
+    (`examples/custom_loss_term.py` shows one).
+
+    When the prediction-layer losses are the only ones on and the dataset has a `teacher_logits` column (see
+    [`~tinybert_hf.teacher_cache.add_teacher_logits`]), the teacher does not run: its cached logits are used.
 
     Args:
         model ([`TinyBertPreTrainedModel`]):
@@ -183,8 +212,15 @@ class DistillationTrainer(Trainer):
         teacher_model.requires_grad_(False)
         # Placed like the student but never wrapped for gradient sync: it only runs forward passes.
         self.teacher_model = self.accelerator.prepare_model(teacher_model, evaluation_mode=True)
+        # compute_loss normalizes each part over the whole accumulation window: Trainer must not divide again
+        self.loss_is_scaled_for_ga = True
+        self._window_units: torch.Tensor | None = None  # (len(UNITS),) summed over the window and processes
+        self._windows_since_log = 0
         self._loss_part_sums = {"train": defaultdict(float), "eval": defaultdict(float)}
-        self._loss_part_counts = {"train": defaultdict(int), "eval": defaultdict(int)}
+        self._eval_batches = 0
+        self._eval_prefix: str | None = None  # set while `evaluate` runs
+        padding_side = getattr(self.processing_class, "padding_side", "right")
+        self.data_collator = TeacherLogitsCollator(self.data_collator, padding_side=padding_side)
 
     def _check_compatibility(
         self, student: PreTrainedModel, teacher: PreTrainedModel, args: DistillationTrainingArguments
@@ -224,6 +260,9 @@ class DistillationTrainer(Trainer):
                         f"The teacher ({type(teacher).__name__}) cannot expose pre-softmax attention scores; set "
                         "`attention_loss_weight=0`."
                     )
+                if args.attention_loss == "relation":
+                    self._check_relation_heads(student_config, teacher_config, mapping, args.relation_heads)
+                    return mapping
                 for student_layer, teacher_layer in enumerate(mapping):
                     student_heads = student_config.num_attention_heads_of_layer(student_layer)
                     teacher_heads = teacher_config.num_attention_heads
@@ -247,54 +286,148 @@ class DistillationTrainer(Trainer):
                 )
         return mapping
 
+    @staticmethod
+    def _check_relation_heads(student_config, teacher_config, mapping: list[int], relation_heads: int | None) -> None:
+        relation_heads = relation_heads or student_config.num_attention_heads
+        for student_layer, teacher_layer in enumerate(mapping):
+            widths = {
+                f"student layer {student_layer}": _attention_width(student_config, student_layer),
+                f"teacher layer {teacher_layer}": _attention_width(teacher_config, teacher_layer),
+            }
+            indivisible = {name: width for name, width in widths.items() if width % relation_heads}
+            if indivisible:
+                raise ValueError(
+                    f"The attention-relation loss splits attention widths {widths} into {relation_heads} relation "
+                    f"heads, which does not divide {indivisible}; set `relation_heads` to a common divisor."
+                )
+
+    def _set_signature_columns_if_needed(self) -> None:
+        """Keep the cached `teacher_logits` column that `remove_unused_columns` would drop (forward lacks it)."""
+        super()._set_signature_columns_if_needed()
+        if TEACHER_LOGITS_COLUMN not in self._signature_columns:
+            self._signature_columns.append(TEACHER_LOGITS_COLUMN)
+
+    def get_batch_samples(self, epoch_iterator, num_batches: int, device: torch.device):
+        """Also count every loss part's units over the accumulation window and all processes (one all-reduce)."""
+        batch_samples, num_items_in_batch = super().get_batch_samples(epoch_iterator, num_batches, device)
+        if batch_samples:
+            units = sum(_batch_units(batch).to(device) for batch in batch_samples)
+            self._window_units = self.accelerator.reduce(units, reduction="sum") if self.args.world_size > 1 else units
+            self._windows_since_log += 1
+        return batch_samples, num_items_in_batch
+
     def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
-        """Weighted sum of the loss parts; each part is also accumulated for logging."""
-        weights = self.loss_weights
+        """Weighted sum of the loss parts; each part is also accumulated for logging.
+
+        In training each part is weighted by this micro-batch's share of its units in the accumulation window (all
+        processes), and the sum is multiplied by the number of processes (DDP averages gradients), so accumulated
+        micro-batches on any number of processes give the gradient of the one large batch.
+        """
+        weights, attention_loss = self.loss_weights, self.args.attention_loss
         intermediate = bool(weights["embedding"] or weights["attention"] or weights["hidden"])
+        relation = bool(weights["attention"]) and attention_loss == "relation"
         model_inputs = dict(inputs)
         labels = model_inputs.pop("labels", None)
-        student_outputs = model(
-            **model_inputs,
-            labels=labels if weights["hard_label"] else None,
-            output_hidden_states=intermediate,
-            output_attention_scores=bool(weights["attention"]),
-            output_fit_hidden_states=bool(weights["embedding"] or weights["hidden"]),
+        cached_logits = model_inputs.pop(TEACHER_LOGITS_COLUMN, None)
+        student_recording = (
+            record_attention(self.accelerator.unwrap_model(model), scores=False, projections=True)
+            if relation
+            else nullcontext()
         )
-        teacher_outputs, teacher_scores = self._teacher_forward(model_inputs, intermediate, bool(weights["attention"]))
-        parts = self.compute_loss_parts(student_outputs, teacher_outputs, teacher_scores, inputs)
-        loss = sum(weights.get(name, 1.0) * value for name, value in parts.items())
+        with student_recording as student_attention:
+            student_outputs = model(
+                **model_inputs,
+                labels=labels if weights["hard_label"] else None,
+                output_hidden_states=intermediate,
+                output_attention_scores=bool(weights["attention"]) and not relation,
+                output_fit_hidden_states=bool(weights["embedding"] or weights["hidden"]),
+            )
+        if cached_logits is not None and not intermediate:
+            teacher_outputs, teacher_attention = SequenceClassifierOutput(logits=cached_logits), None
+        else:
+            teacher_outputs, teacher_attention = self._teacher_forward(
+                model_inputs,
+                hidden_states=intermediate,
+                scores=bool(weights["attention"]) and not relation,
+                projections=relation,
+            )
+        parts = self.compute_loss_parts(
+            student_outputs,
+            teacher_outputs,
+            inputs,
+            teacher_attention=teacher_attention,
+            student_attention=student_attention,
+        )
         split = "train" if model.training else "eval"
+        if split == "train" and self._window_units is not None:
+            batch_units = _batch_units(inputs).to(self._window_units.device)
+            shares = batch_units / self._window_units.clamp(min=1)
+            parts = {
+                name: value * shares[UNITS.index(self._unit_of(name, attention_loss))] for name, value in parts.items()
+            }
+        else:
+            self._eval_batches += split == "eval"
+        loss = sum(weights.get(name, 1.0) * value for name, value in parts.items())
         for name, value in parts.items():
             # a device tensor: reading it back (a host sync) waits until `log`, not every step
             self._loss_part_sums[split][name] += value.detach().float()
-            self._loss_part_counts[split][name] += 1
+        if split == "train" and self._window_units is not None:
+            loss = loss * self.accelerator.num_processes
         if not return_outputs:
             return loss
         # Only the logits go to evaluation: Trainer would otherwise gather every hidden state and score tensor.
         return loss, type(student_outputs)(loss=loss, logits=student_outputs.logits)
 
+    def _unit_of(self, part: str, attention_loss: str) -> str:
+        """What the loss part `part` is a mean over (see `UNITS`)."""
+        if part in ("embedding", "hidden"):
+            return "tokens"
+        if part == "attention":
+            return "token_pairs" if attention_loss == "mse" else "tokens"
+        if part == "prediction":
+            return "tokens" if self._token_level_prediction else "examples"
+        if part == "hard_label":
+            return "labels"
+        return "examples"
+
+    @property
+    def _token_level_prediction(self) -> bool:
+        return type(self.accelerator.unwrap_model(self.model)).__name__.endswith("ForTokenClassification")
+
     @torch.no_grad()
-    def _teacher_forward(self, model_inputs: dict, hidden_states: bool, attention_scores: bool):
+    def _teacher_forward(
+        self, model_inputs: dict, hidden_states: bool, scores: bool, projections: bool
+    ) -> tuple[object, AttentionRecord | None]:
         self.teacher_model.eval()
-        if not attention_scores:
+        if not (scores or projections):
             return self.teacher_model(**model_inputs, output_hidden_states=hidden_states), None
-        with record_attention(self.teacher_model) as record:
+        with record_attention(self.teacher_model, scores=scores, projections=projections) as record:
             outputs = self.teacher_model(**model_inputs, output_hidden_states=hidden_states)
-        return outputs, record.scores
+        return outputs, record
 
     def compute_loss_parts(
-        self, student_outputs, teacher_outputs, teacher_attention_scores: list[torch.Tensor] | None, inputs: dict
+        self,
+        student_outputs,
+        teacher_outputs,
+        inputs: dict,
+        teacher_attention: AttentionRecord | None = None,
+        student_attention: AttentionRecord | None = None,
     ) -> dict[str, torch.Tensor]:
         r"""
         The named, unweighted loss terms of one batch. Override to add or replace terms; a new name gets weight 1
-        unless `self.loss_weights` names it.
+        unless `self.loss_weights` names it, and should be a mean over the batch's examples (so that gradient
+        accumulation weights it right).
 
         Args:
             student_outputs: the student's output (with `hidden_states`, `attention_scores`, `fit_hidden_states`
                 when the intermediate losses are on, and `loss` when the hard-label loss is).
-            teacher_outputs: the teacher's output (`hidden_states`, `logits`).
-            teacher_attention_scores (`list[torch.Tensor]`, *optional*): the teacher's pre-softmax scores per layer.
+            teacher_outputs: the teacher's output (`hidden_states`, `logits`); only `logits` when they come from the
+                `teacher_logits` cache.
             inputs (`dict`): the batch (`attention_mask`, `labels`, ...).
+            teacher_attention ([`AttentionRecord`], *optional*): the teacher's pre-softmax scores per layer (score
+                losses) or its per-head queries, keys and values (relation loss).
+            student_attention ([`AttentionRecord`], *optional*): the student's queries, keys and values (relation
+                loss; the score losses read `student_outputs.attention_scores`).
 
         Returns:
             `dict[str, torch.Tensor]`: scalar losses by name.
@@ -310,10 +443,12 @@ class DistillationTrainer(Trainer):
                 hidden_state_mse(student_outputs.fit_hidden_states[m + 1], teacher_outputs.hidden_states[t + 1], mask)
                 for m, t in enumerate(self.layer_mapping)
             )
-        if weights["attention"]:
+        if weights["attention"] and self.args.attention_loss == "relation":
+            parts["attention"] = self._relation_loss(student_attention, teacher_attention, mask)
+        elif weights["attention"]:
             attention_loss = attention_score_mse if self.args.attention_loss == "mse" else attention_kl
             parts["attention"] = sum(
-                attention_loss(student_outputs.attention_scores[m], teacher_attention_scores[t], mask)
+                attention_loss(student_outputs.attention_scores[m], teacher_attention.scores[t], mask)
                 for m, t in enumerate(self.layer_mapping)
             )
         if weights["prediction"]:
@@ -321,6 +456,25 @@ class DistillationTrainer(Trainer):
         if weights["hard_label"]:
             parts["hard_label"] = student_outputs.loss
         return parts
+
+    def _relation_loss(self, student: AttentionRecord, teacher: AttentionRecord, mask) -> torch.Tensor:
+        """MiniLMv2: Q-Q, K-K and V-V relation KL summed, over every mapped layer pair."""
+        relation_heads = self.args.relation_heads or self.model.config.num_attention_heads
+        total = 0.0
+        for m, t in enumerate(self.layer_mapping):
+            for student_states, teacher_states in (
+                (student.queries[m], teacher.queries[t]),
+                (student.keys[m], teacher.keys[t]),
+                (student.values[m], teacher.values[t]),
+            ):
+                # (batch, heads, seq, head_size) -> (batch, seq, heads * head_size)
+                total = total + attention_relation_kl(
+                    student_states.transpose(1, 2).flatten(2),
+                    teacher_states.transpose(1, 2).flatten(2),
+                    mask,
+                    num_relation_heads=relation_heads,
+                )
+        return total
 
     def _prediction_loss(self, student_logits, teacher_logits, inputs) -> torch.Tensor:
         config = self.model.config
@@ -334,12 +488,62 @@ class DistillationTrainer(Trainer):
             return kl_divergence(student_logits, teacher_logits, self.args.temperature)
         return soft_cross_entropy(student_logits, teacher_logits, self.args.temperature)
 
+    def evaluate(self, eval_dataset=None, ignore_keys=None, metric_key_prefix: str = "eval") -> dict[str, float]:
+        """[`Trainer.evaluate`], with the mean of each loss part as `<metric_key_prefix>_loss_<part>`."""
+        outer_prefix, self._eval_prefix = self._eval_prefix, metric_key_prefix
+        self._loss_part_sums["eval"].clear()  # e.g. left by `predict`, which logs nothing
+        self._eval_batches = 0
+        try:
+            return super().evaluate(eval_dataset, ignore_keys=ignore_keys, metric_key_prefix=metric_key_prefix)
+        finally:
+            self._eval_prefix = outer_prefix
+
     def log(self, logs: dict[str, float], start_time: float | None = None) -> None:
-        """Add the mean of each loss part since the last log: `loss_<part>` in training, `eval_loss_<part>`."""
-        split = "eval" if any(key.startswith("eval_") for key in logs) else "train"
-        prefix = "eval_" if split == "eval" else ""
-        for name, total in self._loss_part_sums[split].items():
-            logs[f"{prefix}loss_{name}"] = round(float(total) / max(self._loss_part_counts[split][name], 1), 6)
-        self._loss_part_sums[split].clear()
-        self._loss_part_counts[split].clear()
+        """Add the mean of each loss part since the last log, over all processes: `loss_<part>` in training,
+        `<metric_key_prefix>_loss_<part>` in evaluation. Runs on every process, as Trainer's own loss gathering."""
+        split = "train" if self._eval_prefix is None else "eval"
+        sums = self._loss_part_sums[split]
+        if sums:
+            names = list(sums)
+            # train: window shares sum to one mean per optimizer step; eval: one mean per batch
+            count = self._windows_since_log if split == "train" else self._eval_batches
+            totals = torch.stack([torch.as_tensor(sums[name], device=self.args.device) for name in names])
+            totals = torch.cat([totals, torch.tensor([float(count)], device=self.args.device)])
+            if self.args.world_size > 1:
+                totals = self.accelerator.reduce(totals, reduction="sum")
+            values = totals.tolist()
+            # train: shares of the global window, summed over processes, one mean per window that every process
+            # counted; eval: one mean per batch on each process
+            divisor = max(values[-1] / self.args.world_size if split == "train" else values[-1], 1)
+            prefix = "" if split == "train" else f"{self._eval_prefix}_"
+            for name, total in zip(names, values[:-1], strict=True):
+                logs[f"{prefix}loss_{name}"] = round(total / divisor, 6)
+        sums.clear()
+        if split == "train":
+            self._windows_since_log = 0
+        else:
+            self._eval_batches = 0
         super().log(logs, start_time)
+
+
+def _attention_width(config, layer: int) -> int:
+    """Width of one layer's concatenated attention heads (pruned TinyBERT layers differ)."""
+    if hasattr(config, "num_attention_heads_of_layer"):
+        return config.num_attention_heads_of_layer(layer) * config.head_size
+    return config.hidden_size
+
+
+def _batch_units(inputs: dict) -> torch.Tensor:
+    """`(len(UNITS),)` float64: examples, real tokens, real (query, key) pairs and non-ignored labels."""
+    input_ids = inputs["input_ids"]
+    mask = inputs.get("attention_mask")
+    if mask is None:
+        lengths = torch.full((input_ids.shape[0],), input_ids.shape[1], device=input_ids.device)
+    else:
+        lengths = mask.sum(-1)
+    lengths = lengths.double()
+    labels = inputs.get("labels")
+    labels_count = labels.ne(-100).sum().double() if labels is not None else lengths.new_zeros(())
+    return torch.stack(
+        [lengths.new_tensor(float(input_ids.shape[0])), lengths.sum(), lengths.pow(2).sum(), labels_count]
+    )
