@@ -10,7 +10,7 @@ from transformers import BertModel
 
 from tinybert_hf import TinyBertModel
 
-from .conftest import tiny_bert_config
+from .conftest import TINY_WORDS, tiny_bert_config
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
 
@@ -45,3 +45,43 @@ def test_build_student_example(tmp_path, tiny_tokenizer):
     torch.testing.assert_close(
         student.encoder.layer[1].attention.self.key.weight, teacher.encoder.layer[3].attention.self.key.weight
     )
+
+
+def test_custom_loss_term_example(tmp_path, tiny_tokenizer):
+    """The subclassing example adds a `cosine` part that is logged, weighted and trained down."""
+    torch.manual_seed(0)
+    teacher_dir = tmp_path / "teacher"
+    BertModel(tiny_bert_config(hidden_dropout_prob=0.0, initializer_range=0.2)).save_pretrained(teacher_dir)
+    tiny_tokenizer.save_pretrained(teacher_dir)
+    words = [word for word in TINY_WORDS if word.isalpha()]
+    generator = torch.Generator().manual_seed(0)
+    lines = [" ".join(words[i] for i in torch.randint(len(words), (8,), generator=generator)) for _ in range(32)]
+    (tmp_path / "corpus.txt").write_text("\n".join(lines) + "\n", encoding="utf-8")
+    result = subprocess.run(
+        [
+            sys.executable,
+            str(EXAMPLES / "custom_loss_term.py"),
+            "--teacher", str(teacher_dir),
+            "--train_file", str(tmp_path / "corpus.txt"),
+            "--student_layers", "2",
+            "--output_dir", str(tmp_path / "student"),
+            "--stage", "general",
+            "--max_steps", "40",
+            "--learning_rate", "5e-3",
+            "--per_device_train_batch_size", "8",
+            "--report_to", "none",
+            "--save_strategy", "no",
+            "--use_cpu",
+        ],
+        env={**os.environ, "HF_HUB_OFFLINE": "1"},
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr[-3000:]
+    rows = {line.split()[0]: [float(value) for value in line.split()[1:]] for line in result.stdout.splitlines()
+            if line.startswith("loss_")}  # fmt: skip
+    assert set(rows) == {"loss_cosine", "loss_embedding", "loss_attention", "loss_hidden"}
+    before, after = rows["loss_cosine"]
+    assert after < before
+    assert TinyBertModel.from_pretrained(tmp_path / "student").config.num_hidden_layers == 2

@@ -281,3 +281,16 @@ def test_bf16_on_cpu_gives_finite_losses(tmp_path):
     for entry in logged:
         assert all(math.isfinite(entry[part]) for part in parts), entry
     assert logged[-1]["loss"] < logged[0]["loss"]
+
+
+def test_unlabelled_evaluation_still_reports_the_distillation_loss(tmp_path):
+    """Trainer skips the loss of batches without labels; general distillation evaluates on unlabelled text."""
+    teacher, student = teacher_and_student()
+    unlabelled = dataset(rows=16).remove_columns("labels")
+    trainer = DistillationTrainer(
+        model=student, teacher_model=teacher, args=arguments(tmp_path, stage="intermediate"), train_dataset=unlabelled
+    )
+    metrics = trainer.evaluate(eval_dataset=unlabelled)
+    parts = sum(metrics[f"eval_loss_{part}"] for part in ("embedding", "attention", "hidden"))
+    assert metrics["eval_loss"] == pytest.approx(parts, rel=1e-5)
+    assert trainer.evaluate(eval_dataset=unlabelled, metric_key_prefix="dev")["dev_loss_hidden"] > 0

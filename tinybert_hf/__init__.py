@@ -24,6 +24,7 @@ from .modeling_tinybert import (
     TinyBertPreTrainedModel,
 )
 from .student_init import student_from_teacher_layers, uniform_layer_subset
+from .teacher_cache import add_teacher_logits
 from .trainer import DistillationTrainer, DistillationTrainingArguments
 
 __version__ = "0.1.0"
@@ -44,6 +45,7 @@ for _auto_class, _model_class in _AUTO_CLASSES:
 
 __all__ = [
     "DistillationTrainer",
+    "add_teacher_logits",
     "DistillationTrainingArguments",
     "TinyBertConfig",
     "TinyBertForMaskedLM",

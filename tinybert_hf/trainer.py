@@ -335,9 +335,10 @@ class DistillationTrainer(Trainer):
             else nullcontext()
         )
         with student_recording as student_attention:
+            # labels only when the hard-label loss is on; a base-model student (general distillation) takes none
+            student_inputs = {**model_inputs, "labels": labels} if weights["hard_label"] else model_inputs
             student_outputs = model(
-                **model_inputs,
-                labels=labels if weights["hard_label"] else None,
+                **student_inputs,
                 output_hidden_states=intermediate,
                 output_attention_scores=bool(weights["attention"]) and not relation,
                 output_fit_hidden_states=bool(weights["embedding"] or weights["hidden"]),
@@ -376,7 +377,19 @@ class DistillationTrainer(Trainer):
         if not return_outputs:
             return loss
         # Only the logits go to evaluation: Trainer would otherwise gather every hidden state and score tensor.
+        if getattr(student_outputs, "logits", None) is None:  # a base-model student (general distillation)
+            return loss, {"loss": loss}
         return loss, type(student_outputs)(loss=loss, logits=student_outputs.logits)
+
+    def prediction_step(self, model, inputs, prediction_loss_only, ignore_keys=None):
+        """Trainer computes an evaluation loss only for labelled batches; the distillation loss needs no labels, so
+        unlabelled batches (general distillation, augmented text) get it too."""
+        if self.label_names and all(inputs.get(name) is not None for name in self.label_names):
+            return super().prediction_step(model, inputs, prediction_loss_only, ignore_keys=ignore_keys)
+        inputs = self._prepare_inputs(inputs)
+        with torch.no_grad(), self.compute_loss_context_manager():
+            loss, outputs = self.compute_loss(model, inputs, return_outputs=True)
+        return loss.detach(), None if prediction_loss_only else outputs.get("logits"), None
 
     def _unit_of(self, part: str, attention_loss: str) -> str:
         """What the loss part `part` is a mean over (see `UNITS`)."""
