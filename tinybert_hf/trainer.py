@@ -307,6 +307,13 @@ class DistillationTrainer(Trainer):
         if TEACHER_LOGITS_COLUMN not in self._signature_columns:
             self._signature_columns.append(TEACHER_LOGITS_COLUMN)
 
+    def train(self, *args, **kwargs):
+        """[`Trainer.train`]; the accumulation-window counts live only while it runs."""
+        try:
+            return super().train(*args, **kwargs)
+        finally:
+            self._window_units, self._windows_since_log = None, 0
+
     def get_batch_samples(self, epoch_iterator, num_batches: int, device: torch.device):
         """Also count every loss part's units over the accumulation window and all processes (one all-reduce)."""
         batch_samples, num_items_in_batch = super().get_batch_samples(epoch_iterator, num_batches, device)
@@ -414,7 +421,9 @@ class DistillationTrainer(Trainer):
         self.teacher_model.eval()
         if not (scores or projections):
             return self.teacher_model(**model_inputs, output_hidden_states=hidden_states), None
-        with record_attention(self.teacher_model, scores=scores, projections=projections) as record:
+        # the recording switches the attention implementation of the model itself, not of a wrapper around it
+        teacher = self.accelerator.unwrap_model(self.teacher_model)
+        with record_attention(teacher, scores=scores, projections=projections) as record:
             outputs = self.teacher_model(**model_inputs, output_hidden_states=hidden_states)
         return outputs, record
 
