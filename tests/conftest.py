@@ -61,7 +61,10 @@ def random_batch(batch_size: int = 3, seq_length: int = 7, vocab_size: int = 99,
 def tiny_tokenizer(tmp_path) -> BertTokenizer:
     vocab_file = tmp_path / "vocab.txt"
     vocab_file.write_text("\n".join(TINY_VOCAB) + "\n", encoding="utf-8")
-    return BertTokenizer(vocab_file=str(vocab_file), do_lower_case=True)
+    # transformers 5 reads `vocab=`; `vocab_file=` is silently ignored and leaves only the special tokens
+    tokenizer = BertTokenizer(vocab=str(vocab_file), do_lower_case=True)
+    assert len(tokenizer) == len(TINY_VOCAB)
+    return tokenizer
 
 
 @pytest.fixture(scope="session")
