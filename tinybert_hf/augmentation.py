@@ -181,6 +181,14 @@ class TinyBertAugmenter:
             )
         self.tokenizer = tokenizer
         self.masked_lm = masked_lm.eval() if masked_lm is not None else None
+        # the LM head: the one child module beside the encoder (BERT's `cls`, RoBERTa's `lm_head`); None when the
+        # head is split over several modules (DistilBERT), and then the whole model runs
+        heads = (
+            [module for module in masked_lm.children() if module is not masked_lm.base_model]
+            if masked_lm is not None
+            else []
+        )
+        self._mlm_head = heads[0] if len(heads) == 1 and masked_lm.base_model is not masked_lm else None
         self.config = config or AugmentationConfig()
         self.vector_index = _NeighbourIndex(*word_vectors) if word_vectors is not None else None
         self.embedding_index = None
@@ -239,21 +247,29 @@ class TinyBertAugmenter:
             encoded = self.tokenizer(
                 chunk, padding=True, truncation=True, max_length=self.config.max_length, return_tensors="pt"
             ).to(device)
-            with torch.no_grad():
-                logits = self.masked_lm(**encoded).logits  # (chunk, seq, vocab)
             rows, columns = (encoded["input_ids"] == self.tokenizer.mask_token_id).nonzero(as_tuple=True)
-            found = dict(zip(rows.tolist(), columns.tolist(), strict=True))
+            with torch.no_grad():
+                mask_logits = self._mask_logits(encoded, rows, columns).float()  # (masks, vocab)
+            found = {row: index for index, row in enumerate(rows.tolist())}
             for row in range(len(chunk)):
                 if row not in found:  # the word was truncated away
                     results.append([])
                     continue
-                scores = logits[row, found[row]].float()
+                scores = mask_logits[found[row]]
                 scores[~self._replaceable_ids[: scores.shape[0]].to(scores.device)] = float("-inf")
                 best = scores.topk(self.config.top_k + 1).indices.tolist()
                 original = requests[begin + row][0][requests[begin + row][1] : requests[begin + row][2]].lower()
                 words = [word for word in self.tokenizer.convert_ids_to_tokens(best) if word != original]
                 results.append(words[: self.config.top_k])
         return results
+
+    def _mask_logits(self, encoded, rows: torch.Tensor, columns: torch.Tensor) -> torch.Tensor:
+        """Vocabulary logits at the masked positions only: `(masks, vocab)`. The LM head is most of an MLM's cost
+        (hidden -> 30k words at every position), so it runs only where a word is masked when it is one module."""
+        if self._mlm_head is None:
+            return self.masked_lm(**encoded).logits[rows, columns]
+        hidden = self.masked_lm.base_model(**encoded).last_hidden_state  # (chunk, seq, hidden)
+        return self._mlm_head(hidden[rows, columns])
 
     def _embedding_candidates(self, words: list[str]) -> list[list[str]]:
         """Neighbours of each word's mean piece embedding among the vocabulary's whole words."""
