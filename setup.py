@@ -29,7 +29,9 @@ setup(
         "evaluate>=0.4.6",
         "safetensors>=0.6",
         "huggingface-hub>=1.0",
+        "matplotlib>=3.8",  # the recipe's results chart
     ],
+    entry_points={"console_scripts": ["tinybert-hf=tinybert_hf.cli:main"]},
     extras_require={
         "test": TEST_REQUIRES,
         "dev": [*TEST_REQUIRES, "ruff>=0.15"],

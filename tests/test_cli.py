@@ -1,0 +1,118 @@
+"""`tinybert-hf` in a subprocess, end to end on a tiny teacher backbone and small real-format files."""
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+from transformers import AutoModelForSequenceClassification, AutoModelForTokenClassification, BertModel, pipeline
+
+from .conftest import TINY_WORDS, tiny_bert_config
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def cli() -> list[str]:
+    installed = shutil.which("tinybert-hf", path=str(Path(sys.executable).parent))
+    return [installed] if installed else [sys.executable, "-m", "tinybert_hf.cli"]
+
+
+def run(arguments: list[str], timeout: int = 600) -> subprocess.CompletedProcess:
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1", "PYTHONPATH": str(ROOT)}
+    result = subprocess.run([*cli(), *arguments], env=env, capture_output=True, text=True, timeout=timeout)
+    assert result.returncode == 0, result.stderr[-4000:]
+    return result
+
+
+@pytest.fixture
+def backbone(tmp_path, tiny_tokenizer) -> Path:
+    torch.manual_seed(0)
+    directory = tmp_path / "backbone"
+    BertModel(tiny_bert_config(num_hidden_layers=4)).save_pretrained(directory)
+    tiny_tokenizer.save_pretrained(directory)
+    return directory
+
+
+def sentences(count: int, seed: int) -> list[tuple[str, str]]:
+    """Texts whose label is whether `good`/`great` outnumber `bad`/`dull`: learnable by a tiny model."""
+    generator = torch.Generator().manual_seed(seed)
+    words = [word for word in TINY_WORDS if word.isalpha()]
+    rows = []
+    for _ in range(count):
+        chosen = [words[i] for i in torch.randint(len(words), (6,), generator=generator)]
+        score = sum(word in ("good", "great") for word in chosen) - sum(word in ("bad", "dull") for word in chosen)
+        rows.append((" ".join(chosen).capitalize(), "positive" if score > 0 else "negative"))
+    return rows
+
+
+def test_distill_runs_the_recipe_and_resumes_finished_steps(tmp_path, backbone):
+    for split, count in (("train", 96), ("dev", 32), ("test", 32)):
+        lines = ["sentence,sentiment"] + [f"{text},{label}" for text, label in sentences(count, seed=len(split))]
+        (tmp_path / f"{split}.csv").write_text("\n".join(lines) + "\n", encoding="utf-8")
+    output = tmp_path / "out"
+    arguments = [
+        "distill", "--teacher_backbone", str(backbone), "--output_dir", str(output),
+        "--train_file", str(tmp_path / "train.csv"), "--validation_file", str(tmp_path / "dev.csv"),
+        "--test_file", str(tmp_path / "test.csv"), "--text_column", "sentence", "--label_column", "sentiment",
+        "--max_length", "16", "--teacher_epochs", "2", "--intermediate_epochs", "1", "--prediction_epochs", "2",
+        "--student_layers", "2", "--num_augmentations", "2", "--batch_size", "16", "--learning_rate", "1e-3",
+        "--teacher_learning_rate", "1e-3", "--speed_batch_size", "4", "--speed_seq_length", "16",
+    ]  # fmt: skip
+    first = run(arguments)
+    assert "student (distilled)" in first.stdout and "student (fine-tuned, no teacher)" in first.stdout
+    results = json.loads((output / "results.json").read_text())
+    assert results["splits"] == {"train": 96, "validation": 32, "test": 32}
+    assert results["augmentation"]["rows"] > 96 and results["labels"] == ["negative", "positive"]
+    student = results["models"]["student (distilled)"]
+    assert student["shape"] == "2x32" and 0.0 <= student["test"]["accuracy"] <= 1.0
+    assert (output / "results.png").stat().st_size > 10_000
+    for step in ("teacher", "student_intermediate", "student", "baseline"):
+        assert (output / step / "stage_done.json").is_file(), step
+
+    model = AutoModelForSequenceClassification.from_pretrained(output / "student")
+    assert type(model).__name__ == "TinyBertForSequenceClassification" and model.config.id2label[1] == "positive"
+    classify = pipeline("text-classification", model=str(output / "student"))
+    assert classify("Good great film")[0]["label"] in ("negative", "positive")
+
+    weights = (output / "student" / "model.safetensors").stat().st_mtime
+    second = run(arguments)  # every step is done: nothing is trained again
+    assert (output / "student" / "model.safetensors").stat().st_mtime == weights
+    assert "student (distilled)" in second.stdout
+
+
+def test_token_classification_and_evaluate(tmp_path, backbone):
+    generator = torch.Generator().manual_seed(0)
+    words = [word for word in TINY_WORDS if word.isalpha()]
+    rows = []
+    for _ in range(48):
+        tokens = [words[i] for i in torch.randint(len(words), (5,), generator=generator)]
+        tags = ["B-city" if token in ("paris", "york") else "O" for token in tokens]
+        rows.append(json.dumps({"words": tokens, "tags": tags}))
+    (tmp_path / "ner.jsonl").write_text("\n".join(rows) + "\n", encoding="utf-8")
+    output = tmp_path / "ner"
+    common = [
+        "--task", "token-classification", "--train_file", str(tmp_path / "ner.jsonl"), "--text_column", "words",
+        "--label_column", "tags", "--max_length", "16",
+    ]  # fmt: skip
+    run(["distill", "--teacher_backbone", str(backbone), "--output_dir", str(output), *common,
+         "--teacher_epochs", "1", "--intermediate_epochs", "1", "--prediction_epochs", "1", "--student_layers", "2",
+         "--baseline", "false", "--speed_batch_size", "2", "--speed_seq_length", "8"])  # fmt: skip
+    results = json.loads((output / "results.json").read_text())
+    assert set(results["models"]) == {"teacher", "student (distilled)"}
+    assert "f1" in results["models"]["student (distilled)"]["test"]
+    model = AutoModelForTokenClassification.from_pretrained(output / "student")
+    assert model.config.id2label == {0: "B-city", 1: "O"}
+
+    evaluated = run(["evaluate", "--model", str(output / "student"), *common])
+    scores = json.loads(evaluated.stdout[evaluated.stdout.index("{") :])
+    assert scores["test"]["f1"] == results["models"]["student (distilled)"]["test"]["f1"]
+
+
+def test_unknown_command_is_an_error():
+    result = subprocess.run([*cli(), "shrink"], capture_output=True, text=True, env={**os.environ,
+                            "PYTHONPATH": str(ROOT)})  # fmt: skip
+    assert result.returncode == 2 and "Unknown command 'shrink'" in result.stderr

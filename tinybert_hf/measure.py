@@ -1,0 +1,62 @@
+"""Size and CPU speed of models, measured side by side in one process (these machines are noisy)."""
+
+from __future__ import annotations
+
+import statistics
+import time
+from pathlib import Path
+
+import torch
+
+
+def parameter_count(model: torch.nn.Module) -> int:
+    return sum(parameter.numel() for parameter in model.parameters())
+
+
+def size_on_disk_mb(directory: str | Path) -> float:
+    """Megabytes of the weight files (safetensors, ONNX, bin) in a saved model directory."""
+    patterns = ("*.safetensors", "*.onnx", "*.bin")
+    return sum(path.stat().st_size for pattern in patterns for path in Path(directory).glob(pattern)) / 1e6
+
+
+def timing_batch(tokenizer, batch_size: int, seq_length: int, text: str) -> dict[str, torch.Tensor]:
+    """`batch_size` copies of `text`, padded or truncated to exactly `seq_length` tokens."""
+    return tokenizer(
+        [text] * batch_size, padding="max_length", truncation=True, max_length=seq_length, return_tensors="pt"
+    )
+
+
+@torch.inference_mode()
+def compare_speed(
+    models: dict[str, torch.nn.Module], batch: dict[str, torch.Tensor], single: dict[str, torch.Tensor], repeats: int
+) -> dict[str, dict[str, float]]:
+    r"""
+    Throughput (sequences/s on `batch`) and latency (median ms on the one-row `single`) of each model, measured
+    round by round across models so machine noise hits them all alike.
+
+    Returns:
+        `dict[str, dict[str, float]]`: per model, `throughput` and `latency_ms`.
+    """
+    elapsed = {name: [] for name in models}
+    latency = {name: [] for name in models}
+    for model in models.values():  # warm-up
+        model.eval()
+        model(**batch)
+        model(**single)
+    for _ in range(repeats):
+        for name, model in models.items():
+            start = time.perf_counter()
+            model(**batch)
+            elapsed[name].append(time.perf_counter() - start)
+            for _ in range(3):
+                start = time.perf_counter()
+                model(**single)
+                latency[name].append(time.perf_counter() - start)
+    rows = batch["input_ids"].shape[0]
+    return {
+        name: {
+            "throughput": rows * len(elapsed[name]) / sum(elapsed[name]),
+            "latency_ms": 1000 * statistics.median(latency[name]),
+        }
+        for name in models
+    }

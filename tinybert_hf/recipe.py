@@ -1,0 +1,530 @@
+"""The whole TinyBERT recipe: fine-tune a teacher, augment, distil in two stages, evaluate and report.
+
+Each step writes its own directory under `output_dir` and a `stage_done.json` when it finishes; a rerun with the
+same output directory reuses finished steps instead of repeating them (so an interrupted run resumes between
+steps). The steps are also functions of their own, which the `tinybert-hf` subcommands and `examples/` call.
+
+```
+output_dir/
+  teacher/                fine-tuned teacher (skipped when --teacher is a fine-tuned model)
+  cache/                  augmented data, teacher logits
+  student_intermediate/   after stage 1 (embedding + attention + hidden losses)
+  student/                after stage 2 (prediction layer), best on the dev split: the deliverable
+  baseline/               the same student architecture fine-tuned on hard labels only (for comparison)
+  results.json            every figure of the final table, with the settings that produced it
+  results.png             the chart
+```
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+from datasets import Dataset, DatasetDict, concatenate_datasets
+from transformers import (
+    AutoModelForMaskedLM,
+    AutoModelForSequenceClassification,
+    AutoModelForTokenClassification,
+    AutoTokenizer,
+    DataCollatorForTokenClassification,
+    DataCollatorWithPadding,
+    PreTrainedModel,
+    Trainer,
+    TrainingArguments,
+    set_seed,
+)
+from transformers.utils import logging
+
+from .augmentation import AugmentationConfig, TinyBertAugmenter, load_word_vectors
+from .configuration_tinybert import TinyBertConfig
+from .data import load_task_dataset
+from .embedded import packaged_teacher_path
+from .metrics import accuracy_and_f1, entity_f1
+from .modeling_tinybert import TinyBertForSequenceClassification, TinyBertForTokenClassification
+from .student_init import student_from_teacher_layers, uniform_layer_subset
+from .teacher_cache import add_teacher_logits
+from .trainer import DistillationTrainer, DistillationTrainingArguments
+
+logger = logging.get_logger(__name__)
+
+DONE_MARKER = "stage_done.json"
+TEXT_TASK, TOKEN_TASK = "text-classification", "token-classification"
+
+
+@dataclass
+class RecipeArguments:
+    """Everything the recipe needs; each field is a `tinybert-hf distill --<field>` option."""
+
+    output_dir: str = field(default="outputs/tinybert", metadata={"help": "Where every step writes its output."})
+    task: str = field(default=TEXT_TASK, metadata={"help": "'text-classification' or 'token-classification'."})
+    # data
+    dataset: str | None = field(
+        default=None,
+        metadata={
+            "help": "Embedded 'rotten_tomatoes_snippets' / 'ner_tweets' (the defaults), or a Hub id ('glue', "
+            "'rotten_tomatoes'). Leave unset with --train_file."
+        },
+    )
+    dataset_config: str | None = field(default=None, metadata={"help": "Hub configuration, e.g. 'sst2' of 'glue'."})
+    train_file: str | None = field(default=None, metadata={"help": "Local CSV/TSV/JSON/JSONL/parquet training data."})
+    validation_file: str | None = field(default=None, metadata={"help": "Local dev data (else cut from train)."})
+    test_file: str | None = field(default=None, metadata={"help": "Local test data (else cut from train)."})
+    text_column: str = field(default="text", metadata={"help": "Text column (tokens column for NER)."})
+    text_pair_column: str | None = field(default=None, metadata={"help": "Second sentence of pair tasks."})
+    label_column: str = field(default="label", metadata={"help": "Label column (tag column for NER)."})
+    max_length: int = field(default=64, metadata={"help": "Tokens per example (longer ones are truncated)."})
+    max_train_samples: int | None = field(default=None, metadata={"help": "Use only this many training rows."})
+    # teacher
+    teacher: str | None = field(
+        default=None, metadata={"help": "An already fine-tuned teacher (path or Hub id); skips teacher fine-tuning."}
+    )
+    teacher_backbone: str | None = field(
+        default=None, metadata={"help": "Pretrained encoder to fine-tune into the teacher; default: packaged MiniLM."}
+    )
+    teacher_epochs: float = field(default=2.0, metadata={"help": "Teacher fine-tuning epochs."})
+    teacher_learning_rate: float = field(default=1e-4, metadata={"help": "Teacher fine-tuning learning rate."})
+    # student
+    student_init: str = field(
+        default="teacher_layers",
+        metadata={
+            "help": "'teacher_layers' (cut from the teacher: its embeddings and uniformly chosen layers), 'random' "
+            "(TinyBERT shape, random weights), or the path of a general-distilled student."
+        },
+    )
+    student_layers: int = field(default=3, metadata={"help": "Student depth."})
+    student_hidden_size: int = field(default=312, metadata={"help": "Width of a 'random' student."})
+    student_intermediate_size: int = field(default=1200, metadata={"help": "FFN width of a 'random' student."})
+    # augmentation
+    augment: bool = field(default=True, metadata={"help": "Add TinyBERT-augmented copies of the training text."})
+    num_augmentations: int = field(default=20, metadata={"help": "Variants per example (N_a)."})
+    augment_fraction: float = field(
+        default=1.0, metadata={"help": "Share of training rows that get variants (a budget knob on CPU)."}
+    )
+    replace_probability: float = field(default=0.4, metadata={"help": "Chance to replace each word (p_t)."})
+    top_k: int = field(default=15, metadata={"help": "Candidates per word (K)."})
+    masked_lm: str | None = field(
+        default=None,
+        metadata={
+            "help": "English masked LM for candidates (e.g. bert-base-uncased); unset: neighbours in the "
+            "teacher's input embeddings (offline fallback, logged)."
+        },
+    )
+    word_vectors: str | None = field(default=None, metadata={"help": "GloVe-format file for multi-piece words."})
+    # distillation
+    intermediate_epochs: float = field(default=1.0, metadata={"help": "Stage 1 epochs (0 skips the stage)."})
+    prediction_epochs: float = field(default=2.0, metadata={"help": "Stage 2 epochs."})
+    learning_rate: float = field(default=1e-4, metadata={"help": "Student learning rate (both stages)."})
+    temperature: float = field(default=1.0, metadata={"help": "Prediction-stage temperature."})
+    batch_size: int = field(default=32, metadata={"help": "Training batch size of every step."})
+    baseline: bool = field(
+        default=True, metadata={"help": "Also fine-tune the same student on hard labels only, for comparison."}
+    )
+    seed: int = field(default=0, metadata={"help": "Seed of data splits, augmentation and training."})
+    speed_batch_size: int = field(default=32, metadata={"help": "Batch size of the throughput measurement."})
+    speed_seq_length: int = field(default=64, metadata={"help": "Sequence length of the speed measurement."})
+
+    def __post_init__(self):
+        if self.task not in (TEXT_TASK, TOKEN_TASK):
+            raise ValueError(f"`task` must be {TEXT_TASK!r} or {TOKEN_TASK!r}, got {self.task!r}.")
+        if not 0.0 <= self.augment_fraction <= 1.0:
+            raise ValueError(f"`augment_fraction` must be in [0, 1], got {self.augment_fraction}.")
+        if self.student_layers < 1:
+            raise ValueError(f"`student_layers` must be at least 1, got {self.student_layers}.")
+
+
+# ---- steps ---------------------------------------------------------------------------------------------------------
+
+
+def _done(directory: Path) -> dict | None:
+    marker = directory / DONE_MARKER
+    return json.loads(marker.read_text()) if marker.is_file() else None
+
+
+def _mark_done(directory: Path, record: dict) -> None:
+    (directory / DONE_MARKER).write_text(json.dumps(record, indent=2))
+
+
+def _training_arguments(cls, output_dir: Path, args: RecipeArguments, epochs: float, lr: float, **extra):
+    return cls(
+        output_dir=str(output_dir / "checkpoints"),
+        num_train_epochs=epochs,
+        learning_rate=lr,
+        per_device_train_batch_size=args.batch_size,
+        per_device_eval_batch_size=128,
+        warmup_steps=0.1,
+        weight_decay=0.01,
+        eval_strategy=extra.pop("eval_strategy", "epoch"),
+        save_strategy="epoch",
+        save_total_limit=1,
+        load_best_model_at_end=extra.pop("load_best_model_at_end", True),
+        metric_for_best_model=extra.pop("metric_for_best_model", "eval_score"),
+        greater_is_better=extra.pop("greater_is_better", True),
+        train_sampling_strategy="group_by_length",  # less padding: rows of similar length share a batch
+        logging_steps=50,
+        report_to="none",
+        seed=args.seed,
+        save_only_model=True,
+        **extra,
+    )
+
+
+def tokenize(data: DatasetDict | Dataset, tokenizer, args: RecipeArguments):
+    """Token ids (and word-aligned labels for NER: first piece of each word, -100 elsewhere)."""
+    if args.task == TOKEN_TASK:
+
+        def encode(batch):
+            encoded = tokenizer(batch["tokens"], is_split_into_words=True, truncation=True, max_length=args.max_length)
+            labels = []
+            for row, tags in enumerate(batch["ner_tags"]):
+                previous, row_labels = None, []
+                for word in encoded.word_ids(row):
+                    row_labels.append(-100 if word is None or word == previous else tags[word])
+                    previous = word
+                labels.append(row_labels)
+            encoded["labels"] = labels
+            return encoded
+
+        columns = ["tokens", "ner_tags"]
+    else:
+        pair = "text_pair" in (data["train"] if isinstance(data, DatasetDict) else data).column_names
+
+        def encode(batch):
+            texts = (batch["text"], batch["text_pair"]) if pair else (batch["text"],)
+            encoded = tokenizer(*texts, truncation=True, max_length=args.max_length)
+            encoded["labels"] = batch["label"]
+            return encoded
+
+        columns = None
+    reference = data["train"] if isinstance(data, DatasetDict) else data
+    remove = [column for column in reference.column_names if column not in (columns or [])] + (columns or [])
+    return data.map(encode, batched=True, remove_columns=sorted(set(remove)), desc="Tokenizing")
+
+
+def sort_by_length(data: Dataset) -> Dataset:
+    """Rows ordered by token count, so evaluation batches pad little (evaluation order changes no metric)."""
+    lengths = [len(ids) for ids in data["input_ids"]]
+    return data.select(sorted(range(len(lengths)), key=lengths.__getitem__))
+
+
+def label_names(data: DatasetDict, args: RecipeArguments) -> list[str]:
+    if args.task == TOKEN_TASK:
+        return list(data["train"].features["ner_tags"].feature.names)
+    return list(data["train"].features["label"].names)
+
+
+def metric_function(names: list[str], args: RecipeArguments):
+    """`compute_metrics` for Trainer: accuracy and macro-F1, or entity F1; `score` is what selects the best model."""
+
+    def compute(prediction):
+        logits = prediction.predictions[0] if isinstance(prediction.predictions, tuple) else prediction.predictions
+        predicted, labels = np.argmax(logits, axis=-1), prediction.label_ids
+        if args.task == TOKEN_TASK:
+            real = labels != -100
+            predicted_tags = [[names[p] for p, keep in zip(row, mask, strict=True) if keep]
+                              for row, mask in zip(predicted, real, strict=True)]  # fmt: skip
+            reference_tags = [[names[t] for t, keep in zip(row, mask, strict=True) if keep]
+                              for row, mask in zip(labels, real, strict=True)]  # fmt: skip
+            scores = entity_f1(predicted_tags, reference_tags)
+            return {**scores, "score": scores["f1"]}
+        scores = accuracy_and_f1(predicted, labels, len(names))
+        return {**scores, "score": scores["accuracy"]}
+
+    return compute
+
+
+def model_class(args: RecipeArguments, tinybert: bool = False):
+    if tinybert:
+        return TinyBertForTokenClassification if args.task == TOKEN_TASK else TinyBertForSequenceClassification
+    return AutoModelForTokenClassification if args.task == TOKEN_TASK else AutoModelForSequenceClassification
+
+
+def _collator(tokenizer, args: RecipeArguments):
+    if args.task == TOKEN_TASK:
+        return DataCollatorForTokenClassification(tokenizer)
+    return DataCollatorWithPadding(tokenizer)
+
+
+def finetune_teacher(data: DatasetDict, names: list[str], tokenizer, args: RecipeArguments) -> Path:
+    """Fine-tune `teacher_backbone` on the task with a plain Trainer; returns the teacher directory."""
+    directory = Path(args.output_dir) / "teacher"
+    if _done(directory):
+        logger.warning("Reusing the fine-tuned teacher in %s.", directory)
+        return directory
+    backbone = args.teacher_backbone or str(packaged_teacher_path())
+    set_seed(args.seed)
+    model = model_class(args).from_pretrained(
+        backbone,
+        num_labels=len(names),
+        id2label=dict(enumerate(names)),
+        label2id={name: index for index, name in enumerate(names)},
+    )
+    tokenized = tokenize(data, tokenizer, args)
+    trainer = Trainer(
+        model=model,
+        args=_training_arguments(TrainingArguments, directory, args, args.teacher_epochs, args.teacher_learning_rate),
+        train_dataset=tokenized["train"],
+        eval_dataset=tokenized["validation"],
+        data_collator=_collator(tokenizer, args),
+        processing_class=tokenizer,
+        compute_metrics=metric_function(names, args),
+    )
+    start = time.perf_counter()
+    trainer.train()
+    trainer.save_model(str(directory))
+    dev = trainer.evaluate()
+    _mark_done(directory, {"seconds": time.perf_counter() - start, "backbone": backbone, "dev": dev})
+    return directory
+
+
+def augment_training_data(train: Dataset, tokenizer, teacher: PreTrainedModel, args: RecipeArguments) -> Dataset:
+    """Original rows plus TinyBERT-augmented variants of `augment_fraction` of them (cached under output_dir)."""
+    config = AugmentationConfig(
+        num_augmentations=args.num_augmentations,
+        replace_probability=args.replace_probability,
+        top_k=args.top_k,
+        seed=args.seed,
+        max_length=args.max_length,
+    )
+    masked_lm = AutoModelForMaskedLM.from_pretrained(args.masked_lm) if args.masked_lm else None
+    mlm_tokenizer = AutoTokenizer.from_pretrained(args.masked_lm) if args.masked_lm else tokenizer
+    vectors = load_word_vectors(args.word_vectors) if args.word_vectors else None
+    augmenter = TinyBertAugmenter(
+        mlm_tokenizer,
+        masked_lm=masked_lm,
+        word_vectors=vectors,
+        embedding_model=None if masked_lm is not None and vectors is not None else teacher,
+        config=config,
+    )
+    chosen = train.shuffle(seed=args.seed).select(range(round(args.augment_fraction * train.num_rows)))
+    columns = ("text", "text_pair") if "text_pair" in train.column_names else ("text",)
+    augmented = augmenter.augment_dataset(chosen, text_columns=columns, cache_dir=Path(args.output_dir) / "cache")
+    variants = augmented.filter(lambda row: row["augmented"], desc="Keeping variants").remove_columns("augmented")
+    return concatenate_datasets([train, variants.cast(train.features)])
+
+
+def build_student(teacher: PreTrainedModel, names: list[str], args: RecipeArguments) -> PreTrainedModel:
+    """The student before distillation: cut from the teacher, random TinyBERT shape, or a general student."""
+    student_class = model_class(args, tinybert=True)
+    labels = {"id2label": dict(enumerate(names)), "label2id": {name: index for index, name in enumerate(names)}}
+    set_seed(args.seed)
+    if args.student_init == "teacher_layers":
+        layers = uniform_layer_subset(teacher.config.num_hidden_layers, args.student_layers)
+        return student_from_teacher_layers(teacher, layers=layers, student_class=student_class)
+    if args.student_init == "random":
+        config = TinyBertConfig.from_teacher_config(
+            teacher.config,
+            num_hidden_layers=args.student_layers,
+            hidden_size=args.student_hidden_size,
+            intermediate_size=args.student_intermediate_size,
+            num_attention_heads=teacher.config.num_attention_heads,
+            **labels,
+        )
+        return student_class(config)
+    if not Path(args.student_init).exists() and "/" not in args.student_init:
+        raise ValueError(
+            f"`student_init={args.student_init!r}` is neither 'teacher_layers', 'random' nor a saved student."
+        )
+    return student_class.from_pretrained(args.student_init, num_labels=len(names), **labels)
+
+
+def distil(
+    teacher: PreTrainedModel,
+    student: PreTrainedModel,
+    train: Dataset,
+    validation: Dataset,
+    tokenizer,
+    names: list[str],
+    args: RecipeArguments,
+) -> tuple[PreTrainedModel, dict]:
+    """TinyBERT's task distillation: stage 1 (intermediate layers), then stage 2 (prediction layer, cached teacher
+    logits), keeping the stage-2 epoch that scores best on the dev split. Returns the student and timings."""
+    output_dir = Path(args.output_dir)
+    record = {}
+    stage_one = output_dir / "student_intermediate"
+    if args.intermediate_epochs > 0:
+        if _done(stage_one):
+            student = type(student).from_pretrained(stage_one)
+        else:
+            trainer = DistillationTrainer(
+                model=student,
+                teacher_model=teacher,
+                args=_training_arguments(
+                    DistillationTrainingArguments,
+                    stage_one,
+                    args,
+                    args.intermediate_epochs,
+                    args.learning_rate,
+                    stage="intermediate",
+                    eval_strategy="no",
+                    load_best_model_at_end=False,
+                ),
+                train_dataset=train,
+                data_collator=_collator(tokenizer, args),
+                processing_class=tokenizer,
+            )
+            start = time.perf_counter()
+            trainer.train()
+            trainer.save_model(str(stage_one))
+            _mark_done(stage_one, {"seconds": time.perf_counter() - start})
+        record["intermediate_seconds"] = _done(stage_one)["seconds"]
+
+    stage_two = output_dir / "student"
+    if not _done(stage_two):
+        start = time.perf_counter()
+        cached = add_teacher_logits(train, teacher, batch_size=128)
+        validation = add_teacher_logits(validation, teacher, batch_size=128)  # every epoch's dev loss for free
+        trainer = DistillationTrainer(
+            model=student,
+            teacher_model=teacher,
+            args=_training_arguments(
+                DistillationTrainingArguments,
+                stage_two,
+                args,
+                args.prediction_epochs,
+                args.learning_rate,
+                stage="prediction",
+                temperature=args.temperature,
+            ),
+            train_dataset=cached,
+            eval_dataset=validation,
+            data_collator=_collator(tokenizer, args),
+            processing_class=tokenizer,
+            compute_metrics=metric_function(names, args),
+        )
+        trainer.train()
+        trainer.save_model(str(stage_two))
+        _mark_done(stage_two, {"seconds": time.perf_counter() - start, "dev": trainer.evaluate()})
+    record["prediction_seconds"] = _done(stage_two)["seconds"]
+    return type(student).from_pretrained(stage_two), record
+
+
+def finetune_baseline(
+    student: PreTrainedModel, train: Dataset, validation: Dataset, tokenizer, names, args: RecipeArguments
+) -> PreTrainedModel:
+    """The same student initialization trained on hard labels only: what distillation is measured against."""
+    directory = Path(args.output_dir) / "baseline"
+    if not _done(directory):
+        trainer = Trainer(
+            model=student,
+            args=_training_arguments(TrainingArguments, directory, args, args.prediction_epochs, args.learning_rate),
+            train_dataset=train,
+            eval_dataset=validation,
+            data_collator=_collator(tokenizer, args),
+            processing_class=tokenizer,
+            compute_metrics=metric_function(names, args),
+        )
+        start = time.perf_counter()
+        trainer.train()
+        trainer.save_model(str(directory))
+        _mark_done(directory, {"seconds": time.perf_counter() - start})
+    return type(student).from_pretrained(directory)
+
+
+def evaluate_model(model: PreTrainedModel, data: Dataset, tokenizer, names, args: RecipeArguments) -> dict:
+    """Metrics of `model` on tokenized `data` (no training)."""
+    trainer = Trainer(
+        model=model,
+        args=TrainingArguments(output_dir="/tmp/tinybert_hf_eval", per_device_eval_batch_size=128, report_to="none"),
+        data_collator=_collator(tokenizer, args),
+        processing_class=tokenizer,
+        compute_metrics=metric_function(names, args),
+    )
+    metrics = trainer.evaluate(eval_dataset=data)
+    return {key.removeprefix("eval_"): value for key, value in metrics.items() if not key.endswith("_per_second")}
+
+
+def prepare_data(args: RecipeArguments) -> tuple[DatasetDict, list[str], object]:
+    """The task's splits (cut to `max_train_samples`), its label names, and the teacher's tokenizer."""
+    data = load_task_dataset(
+        args.dataset,
+        args.dataset_config,
+        args.train_file,
+        args.validation_file,
+        args.test_file,
+        args.text_column,
+        args.text_pair_column,
+        args.label_column,
+        args.task,
+        args.seed,
+    )
+    if args.max_train_samples is not None:
+        rows = min(args.max_train_samples, data["train"].num_rows)
+        data["train"] = data["train"].shuffle(seed=args.seed).select(range(rows))
+    tokenizer = AutoTokenizer.from_pretrained(args.teacher or args.teacher_backbone or str(packaged_teacher_path()))
+    return data, label_names(data, args), tokenizer
+
+
+def load_embedding_source(args: RecipeArguments) -> PreTrainedModel:
+    """The encoder whose input embeddings give augmentation candidates offline: the teacher, else its backbone."""
+    from transformers import AutoModel
+
+    return AutoModel.from_pretrained(args.teacher or args.teacher_backbone or str(packaged_teacher_path()))
+
+
+def run_recipe(args: RecipeArguments) -> dict:
+    r"""
+    Run every step and write `results.json`, `results.png` and the student directory under `args.output_dir`.
+
+    Returns:
+        `dict`: the results (also in `results.json`).
+    """
+    from .report import measure_and_report  # matplotlib only when a report is made
+
+    started = time.perf_counter()
+    output_dir = Path(args.output_dir)
+    output_dir.mkdir(parents=True, exist_ok=True)
+    set_seed(args.seed)
+    data, names, tokenizer = prepare_data(args)
+
+    teacher_dir = args.teacher or str(finetune_teacher(data, names, tokenizer, args))
+    teacher = model_class(args).from_pretrained(teacher_dir).eval()
+    tokenized = tokenize(data, tokenizer, args)
+    for split in ("validation", "test"):  # batches of similar lengths: less padding, same metrics
+        tokenized[split] = sort_by_length(tokenized[split])
+
+    train_text = data["train"]
+    augmentation = None
+    if args.augment and args.task == TEXT_TASK and args.num_augmentations > 0 and args.augment_fraction > 0:
+        start = time.perf_counter()
+        train_text = augment_training_data(data["train"], tokenizer, teacher, args)
+        augmentation = {"rows": train_text.num_rows, "seconds": time.perf_counter() - start}
+    elif args.augment and args.task == TOKEN_TASK:
+        logger.warning("Augmentation is for text classification: word replacements would misalign NER tags.")
+    train = tokenize(train_text, tokenizer, args) if augmentation else tokenized["train"]
+
+    student = build_student(teacher, names, args)
+    initial_student = type(student)(student.config)
+    initial_student.load_state_dict(student.state_dict())
+    distilled, timings = distil(teacher, student, train, tokenized["validation"], tokenizer, names, args)
+    tokenizer.save_pretrained(output_dir / "student")
+    models = {"teacher": (teacher, Path(teacher_dir)), "student (distilled)": (distilled, output_dir / "student")}
+    if args.baseline:
+        baseline = finetune_baseline(
+            initial_student, tokenized["train"], tokenized["validation"], tokenizer, names, args
+        )
+        models["student (fine-tuned, no teacher)"] = (baseline, output_dir / "baseline")
+
+    results = {
+        "settings": asdict(args),
+        "teacher": teacher_dir,
+        "labels": names,
+        "splits": {split: data[split].num_rows for split in data},
+        "augmentation": augmentation,
+        "timings": timings,
+        "models": {},
+    }
+    for name, (model, directory) in models.items():
+        results["models"][name] = {
+            "dev": evaluate_model(model, tokenized["validation"], tokenizer, names, args),
+            "test": evaluate_model(model, tokenized["test"], tokenizer, names, args),
+            "directory": str(directory),
+            "shape": f"{model.config.num_hidden_layers}x{model.config.hidden_size}",
+        }
+    measure_and_report(results, {name: model for name, (model, _) in models.items()}, tokenizer, args)
+    results["wall_seconds"] = time.perf_counter() - started
+    (output_dir / "results.json").write_text(json.dumps(results, indent=2, default=str))
+    return results
