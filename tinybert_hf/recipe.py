@@ -267,7 +267,7 @@ def finetune_teacher(data: DatasetDict, names: list[str], tokenizer, args: Recip
         model=model,
         args=_training_arguments(TrainingArguments, directory, args, args.teacher_epochs, args.teacher_learning_rate),
         train_dataset=tokenized["train"],
-        eval_dataset=tokenized["validation"],
+        eval_dataset=sort_by_length(tokenized["validation"]),
         data_collator=_collator(tokenizer, args),
         processing_class=tokenizer,
         compute_metrics=metric_function(names, args),
