@@ -60,7 +60,7 @@ def test_distill_runs_the_recipe_and_resumes_finished_steps(tmp_path, backbone):
         "--test_file", str(tmp_path / "test.csv"), "--text_column", "sentence", "--label_column", "sentiment",
         "--max_length", "16", "--teacher_epochs", "2", "--intermediate_epochs", "1", "--prediction_epochs", "2",
         "--student_layers", "2", "--num_augmentations", "2", "--batch_size", "16", "--learning_rate", "1e-3",
-        "--teacher_learning_rate", "1e-3", "--speed_batch_size", "4", "--speed_seq_length", "16",
+        "--teacher_learning_rate", "1e-3", "--speed_batch_size", "4", "--speed_seq_length", "16", "--baseline", "true",
     ]  # fmt: skip
     first = run(arguments)
     assert "student (distilled)" in first.stdout and "student (fine-tuned, no teacher)" in first.stdout

@@ -85,3 +85,28 @@ def test_custom_loss_term_example(tmp_path, tiny_tokenizer):
     before, after = rows["loss_cosine"]
     assert after < before
     assert TinyBertModel.from_pretrained(tmp_path / "student").config.num_hidden_layers == 2
+
+
+def test_general_distillation_example_streams_a_corpus(tmp_path, tiny_tokenizer):
+    torch.manual_seed(0)
+    teacher_dir = tmp_path / "teacher"
+    BertModel(tiny_bert_config()).save_pretrained(teacher_dir)
+    tiny_tokenizer.save_pretrained(teacher_dir)
+    words = [word for word in TINY_WORDS if word.isalpha()]
+    generator = torch.Generator().manual_seed(0)
+    lines = [" ".join(words[i] for i in torch.randint(len(words), (7,), generator=generator)) for _ in range(40)]
+    (tmp_path / "corpus.txt").write_text("\n".join(lines) + "\n\n", encoding="utf-8")  # an empty line is skipped
+    result = subprocess.run(
+        [
+            sys.executable, str(EXAMPLES / "general_distillation.py"),
+            "--teacher", str(teacher_dir), "--corpus", str(tmp_path / "corpus.txt"),
+            "--student_layers", "2", "--student_hidden_size", "24", "--student_intermediate_size", "48",
+            "--output_dir", str(tmp_path / "general"), "--max_steps", "6", "--per_device_train_batch_size", "8",
+            "--logging_steps", "3", "--report_to", "none", "--save_strategy", "no", "--use_cpu",
+        ],
+        env={**os.environ, "HF_HUB_OFFLINE": "1"}, capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr[-3000:]
+    student = TinyBertModel.from_pretrained(tmp_path / "general")
+    assert (student.config.num_hidden_layers, student.config.hidden_size, student.config.fit_size) == (2, 24, 32)
+    assert "loss_attention" in result.stdout + result.stderr
