@@ -72,6 +72,9 @@ def test_distill_runs_the_recipe_and_resumes_finished_steps(tmp_path, backbone):
     assert (output / "results.png").stat().st_size > 10_000
     for step in ("teacher", "student_intermediate", "student", "baseline"):
         assert (output / step / "stage_done.json").is_file(), step
+    shipped = {path.name for path in (output / "student").iterdir()}
+    assert {"model.safetensors", "config.json", "modeling_tinybert.py", "tokenizer.json"} <= shipped
+    assert not shipped & {"checkpoints", "training_args.bin", "pytorch_model.bin"}, shipped
 
     model = AutoModelForSequenceClassification.from_pretrained(output / "student")
     assert type(model).__name__ == "TinyBertForSequenceClassification" and model.config.id2label[1] == "positive"

@@ -10,6 +10,7 @@ output_dir/
   cache/                  augmented data, teacher logits
   student_intermediate/   after stage 1 (embedding + attention + hidden losses)
   student/                after stage 2 (prediction layer), best on the dev split: the deliverable
+  checkpoints/<step>/     Trainer checkpoints of each step
   baseline/               the same student architecture fine-tuned on hard labels only (for comparison)
   results.json            every figure of the final table, with the settings that produced it
   results.png             the chart
@@ -147,6 +148,13 @@ class RecipeArguments:
 # ---- steps ---------------------------------------------------------------------------------------------------------
 
 
+def _save(trainer: Trainer, directory: Path) -> None:
+    """Weights, config and code of the trained model; not Trainer's pickled `training_args.bin` (the settings are
+    in `results.json`, and a model directory should hold nothing that loading would have to unpickle)."""
+    trainer.save_model(str(directory))
+    (directory / "training_args.bin").unlink(missing_ok=True)
+
+
 def _done(directory: Path) -> dict | None:
     marker = directory / DONE_MARKER
     return json.loads(marker.read_text()) if marker.is_file() else None
@@ -158,7 +166,8 @@ def _mark_done(directory: Path, record: dict) -> None:
 
 def _training_arguments(cls, output_dir: Path, args: RecipeArguments, epochs: float, lr: float, **extra):
     return cls(
-        output_dir=str(output_dir / "checkpoints"),
+        # checkpoints beside the step's directory, not inside it: the step's directory is a clean, shippable model
+        output_dir=str(output_dir.parent / "checkpoints" / output_dir.name),
         num_train_epochs=epochs,
         learning_rate=lr,
         per_device_train_batch_size=args.batch_size,
@@ -282,7 +291,7 @@ def finetune_teacher(data: DatasetDict, names: list[str], tokenizer, args: Recip
     )
     start = time.perf_counter()
     trainer.train()
-    trainer.save_model(str(directory))
+    _save(trainer, directory)
     dev = trainer.evaluate()
     _mark_done(directory, {"seconds": time.perf_counter() - start, "backbone": backbone, "dev": dev})
     return directory
@@ -376,7 +385,7 @@ def distil(
             )
             start = time.perf_counter()
             trainer.train()
-            trainer.save_model(str(stage_one))
+            _save(trainer, stage_one)
             _mark_done(stage_one, {"seconds": time.perf_counter() - start})
         record["intermediate_seconds"] = _done(stage_one)["seconds"]
 
@@ -404,7 +413,7 @@ def distil(
             compute_metrics=metric_function(names, args),
         )
         trainer.train()
-        trainer.save_model(str(stage_two))
+        _save(trainer, stage_two)
         _mark_done(stage_two, {"seconds": time.perf_counter() - start, "dev": trainer.evaluate()})
     record["prediction_seconds"] = _done(stage_two)["seconds"]
     return type(student).from_pretrained(stage_two), record
@@ -427,7 +436,7 @@ def finetune_baseline(
         )
         start = time.perf_counter()
         trainer.train()
-        trainer.save_model(str(directory))
+        _save(trainer, directory)
         _mark_done(directory, {"seconds": time.perf_counter() - start})
     return type(student).from_pretrained(directory)
 
