@@ -158,11 +158,13 @@ class TinyBertAugmenter:
     Example:
 
     ```python
-    >>> from tinybert_hf.augmentation import AugmentationConfig, TinyBertAugmenter  # doctest: +SKIP
-    >>> config = AugmentationConfig(num_augmentations=2)  # doctest: +SKIP
-    >>> augmenter = TinyBertAugmenter(tokenizer, masked_lm=bert_mlm, config=config)  # doctest: +SKIP
-    >>> augmenter.augment_texts(["A gorgeous, moving film."])  # doctest: +SKIP
-    [['A stunning, moving movie.', 'A gorgeous, touching film.']]
+    from transformers import AutoModelForMaskedLM, AutoTokenizer
+    from tinybert_hf.augmentation import AugmentationConfig, TinyBertAugmenter
+
+    tokenizer = AutoTokenizer.from_pretrained("bert-base-uncased")
+    bert_mlm = AutoModelForMaskedLM.from_pretrained("bert-base-uncased")
+    augmenter = TinyBertAugmenter(tokenizer, masked_lm=bert_mlm, config=AugmentationConfig(num_augmentations=2))
+    augmenter.augment_texts(["A gorgeous, moving film."])  # e.g. [['A stunning, moving movie.', ...]]
     ```
     """
 
