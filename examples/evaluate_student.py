@@ -7,22 +7,15 @@ Run:
 
 import json
 
-from transformers import AutoTokenizer, HfArgumentParser
+from transformers import HfArgumentParser
 
 from tinybert_hf.cli import EvaluateArguments
-from tinybert_hf.recipe import RecipeArguments, evaluate_model, model_class, prepare_data, tokenize
+from tinybert_hf.recipe import RecipeArguments, evaluate_saved_model
 
 
 def main() -> None:
     wanted, arguments = HfArgumentParser((EvaluateArguments, RecipeArguments)).parse_args_into_dataclasses()
-    data, names, _ = prepare_data(arguments)
-    tokenizer = AutoTokenizer.from_pretrained(wanted.model)
-    model = model_class(arguments).from_pretrained(wanted.model)
-    tokenized = tokenize(data, tokenizer, arguments)
-    scores = {
-        split: evaluate_model(model, tokenized[split], tokenizer, names, arguments) for split in ("validation", "test")
-    }
-    print(json.dumps(scores, indent=2))
+    print(json.dumps(evaluate_saved_model(wanted.model, arguments), indent=2))
 
 
 if __name__ == "__main__":

@@ -194,8 +194,8 @@ class TinyBertAugmenter:
         self.config = config or AugmentationConfig()
         self.vector_index = _NeighbourIndex(*word_vectors) if word_vectors is not None else None
         self.embedding_index = None
+        vocabulary = tokenizer.convert_ids_to_tokens(list(range(len(tokenizer))))
         if embedding_model is not None:
-            vocabulary = tokenizer.convert_ids_to_tokens(list(range(len(tokenizer))))
             embeddings = embedding_model.get_input_embeddings().weight.detach().float()[: len(vocabulary)]
             self._embeddings = embeddings  # (vocab, hidden), for averaging a word's pieces
             self.embedding_index = _NeighbourIndex(vocabulary, torch.nn.functional.normalize(embeddings, dim=-1))
@@ -209,7 +209,6 @@ class TinyBertAugmenter:
                 else "nearest neighbours in the encoder's input-embedding matrix",
             )
         special = set(tokenizer.all_special_tokens)
-        vocabulary = tokenizer.convert_ids_to_tokens(list(range(len(tokenizer))))
         self._replaceable_ids = torch.tensor(
             [token.isalpha() and len(token) > 1 and token not in special for token in vocabulary]
         )

@@ -21,7 +21,7 @@ import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from transformers import AutoTokenizer, HfArgumentParser
+from transformers import HfArgumentParser
 
 COMMANDS = ("distill", "finetune-teacher", "augment", "general-distill", "task-distill", "evaluate")
 
@@ -78,15 +78,7 @@ def main(argv: list[str] | None = None) -> int:
     elif command == "evaluate":
         parser = HfArgumentParser((EvaluateArguments, recipe.RecipeArguments))
         evaluate_arguments, arguments = parser.parse_args_into_dataclasses(args=rest)
-        data, names, _ = recipe.prepare_data(arguments)
-        tokenizer = AutoTokenizer.from_pretrained(evaluate_arguments.model)
-        model = recipe.model_class(arguments).from_pretrained(evaluate_arguments.model)
-        tokenized = recipe.tokenize(data, tokenizer, arguments)
-        scores = {
-            split: recipe.evaluate_model(model, tokenized[split], tokenizer, names, arguments)
-            for split in ("validation", "test")
-        }
-        print(json.dumps(scores, indent=2))
+        print(json.dumps(recipe.evaluate_saved_model(evaluate_arguments.model, arguments), indent=2))
     return 0
 
 

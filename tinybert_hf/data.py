@@ -21,6 +21,8 @@ ROTTEN_TOMATOES = "rotten_tomatoes_snippets"  # the embedded default of text cla
 NER_TWEETS = "ner_tweets"  # the embedded default of token classification
 SPLITS = ("train", "validation", "test")
 _FILE_BUILDERS = {".csv": "csv", ".tsv": "csv", ".json": "json", ".jsonl": "json", ".parquet": "parquet"}
+# unlabeled text may also come as plain lines (general distillation, custom corpora)
+TEXT_FILE_BUILDERS = {**_FILE_BUILDERS, ".txt": "text"}
 
 
 def _group_split(groups: list[str], fractions: tuple[float, float, float], seed: int) -> dict[str, set[str]]:

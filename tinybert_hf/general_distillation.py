@@ -17,6 +17,7 @@ from datasets import Dataset, IterableDataset, load_dataset
 from transformers import AutoModel, AutoTokenizer, DataCollatorWithPadding, set_seed
 
 from .configuration_tinybert import TinyBertConfig
+from .data import TEXT_FILE_BUILDERS
 from .embedded import packaged_rotten_tomatoes_path, packaged_teacher_path
 from .modeling_tinybert import TinyBertModel
 from .student_init import student_from_teacher_layers, uniform_layer_subset
@@ -57,9 +58,8 @@ def corpus_stream(arguments: GeneralDistillationArguments) -> IterableDataset | 
 
         return IterableDataset.from_generator(rows)
     suffix = Path(source).suffix.lower()
-    builders = {".txt": "text", ".csv": "csv", ".json": "json", ".jsonl": "json", ".parquet": "parquet"}
-    if suffix in builders:
-        stream = load_dataset(builders[suffix], data_files=source, split="train", streaming=True)
+    if suffix in TEXT_FILE_BUILDERS:
+        stream = load_dataset(TEXT_FILE_BUILDERS[suffix], data_files=source, split="train", streaming=True)
     else:
         stream = load_dataset(source, arguments.corpus_config, split="train", streaming=True)
     if arguments.text_column != "text":

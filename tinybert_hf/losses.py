@@ -39,6 +39,18 @@ def _check_same_shape(student: torch.Tensor, teacher: torch.Tensor, what: str) -
         )
 
 
+def _masked_row_kl(
+    student_log_probs: torch.Tensor, teacher_log_probs: torch.Tensor, real: torch.Tensor
+) -> torch.Tensor:
+    """KL(teacher || student) of each `(batch, heads, query, :)` row over real keys, averaged over heads and real
+    queries; `real` is the `(batch, seq)` token mask."""
+    keys = real[:, None, None, :]  # (batch, 1, 1, seq)
+    # padded keys: p = 0 contributes 0 (not 0 * -inf = nan)
+    kl = torch.where(keys, teacher_log_probs.exp() * (teacher_log_probs - student_log_probs), 0.0).sum(-1)
+    queries = real[:, None, :].expand_as(kl)  # (batch, heads, seq)
+    return kl[queries].sum() / queries.sum().clamp(min=1)
+
+
 def hidden_state_mse(
     student_hidden: torch.Tensor, teacher_hidden: torch.Tensor, attention_mask: torch.Tensor | None = None
 ) -> torch.Tensor:
@@ -153,10 +165,7 @@ def attention_kl(
     keys = real[:, None, None, :]  # (batch, 1, 1, seq)
     student_log_probs = F.log_softmax(student_scores.float().masked_fill(~keys, float("-inf")), dim=-1)
     teacher_log_probs = F.log_softmax(teacher_scores.float().masked_fill(~keys, float("-inf")), dim=-1)
-    # padded keys: p = 0 contributes 0 (not 0 * -inf = nan)
-    kl = torch.where(keys, teacher_log_probs.exp() * (teacher_log_probs - student_log_probs), 0.0).sum(-1)
-    queries = real[:, None, :].expand_as(kl)  # (batch, heads, seq)
-    return kl[queries].sum() / queries.sum().clamp(min=1)
+    return _masked_row_kl(student_log_probs, teacher_log_probs, real)
 
 
 def _relation_log_probs(states: torch.Tensor, keys: torch.Tensor, num_relation_heads: int) -> torch.Tensor:
@@ -223,9 +232,7 @@ def attention_relation_kl(
     keys = real[:, None, None, :]  # (batch, 1, 1, seq)
     student_log_probs = _relation_log_probs(student_states, keys, num_relation_heads)
     teacher_log_probs = _relation_log_probs(teacher_states, keys, num_relation_heads)
-    kl = torch.where(keys, teacher_log_probs.exp() * (teacher_log_probs - student_log_probs), 0.0).sum(-1)
-    queries = real[:, None, :].expand_as(kl)  # (batch, R, seq)
-    return kl[queries].sum() / queries.sum().clamp(min=1)
+    return _masked_row_kl(student_log_probs, teacher_log_probs, real)
 
 
 def soft_cross_entropy(

@@ -454,6 +454,15 @@ def evaluate_model(model: PreTrainedModel, data: Dataset, tokenizer, names, args
     return {key.removeprefix("eval_"): value for key, value in metrics.items() if not key.endswith("_per_second")}
 
 
+def evaluate_saved_model(model_path: str, args: RecipeArguments) -> dict[str, dict]:
+    """Dev and test metrics of a saved model directory (or Hub id) on the recipe's data, with its own tokenizer."""
+    data, names, _ = prepare_data(args)
+    tokenizer = AutoTokenizer.from_pretrained(model_path)
+    model = model_class(args).from_pretrained(model_path)
+    tokenized = tokenize(data, tokenizer, args)
+    return {split: evaluate_model(model, tokenized[split], tokenizer, names, args) for split in ("validation", "test")}
+
+
 def prepare_data(args: RecipeArguments) -> tuple[DatasetDict, list[str], object]:
     """The task's splits (cut to `max_train_samples`), its label names, and the teacher's tokenizer."""
     data = load_task_dataset(
