@@ -16,7 +16,6 @@ Run:
 
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -26,6 +25,7 @@ from transformers import AutoModel, AutoTokenizer, HfArgumentParser, pipeline
 import tinybert_hf
 from tinybert_hf import TinyBertConfig, TinyBertModel, student_from_teacher_layers, uniform_layer_subset
 from tinybert_hf.embedded import packaged_teacher_path
+from tinybert_hf.measure import compare_speed, size_on_disk_mb
 
 SENTENCES = [
     "A quietly moving film about grief and the small comforts of routine.",
@@ -54,24 +54,6 @@ def mean_pooled(model: torch.nn.Module, batch: dict) -> torch.Tensor:
     hidden = model(**batch).last_hidden_state  # (batch, seq, hidden)
     mask = batch["attention_mask"].unsqueeze(-1).to(hidden.dtype)
     return (hidden * mask).sum(1) / mask.sum(1)
-
-
-def throughput(models: dict[str, torch.nn.Module], batch: dict, repeats: int) -> dict[str, float]:
-    """Sequences per second of each model, interleaved round by round so machine noise hits all alike."""
-    elapsed = dict.fromkeys(models, 0.0)
-    with torch.inference_mode():
-        for model in models.values():
-            model(**batch)  # warm-up
-        for _ in range(repeats):
-            for name, model in models.items():
-                start = time.perf_counter()
-                model(**batch)
-                elapsed[name] += time.perf_counter() - start
-    return {name: repeats * batch["input_ids"].shape[0] / seconds for name, seconds in elapsed.items()}
-
-
-def size_on_disk_mb(directory: Path) -> float:
-    return sum(path.stat().st_size for path in directory.glob("*.safetensors")) / 1e6
 
 
 def main() -> None:
@@ -119,7 +101,13 @@ def main() -> None:
         max_length=args.seq_length,
         return_tensors="pt",
     )
-    speed = throughput({"teacher": teacher, **reloaded}, timing_batch, args.repeats)
+    single = tokenizer(SENTENCES[:1], return_tensors="pt")
+    speed = {
+        name: measured["throughput"]
+        for name, measured in compare_speed(
+            {"teacher": teacher, **reloaded}, timing_batch, single, args.repeats
+        ).items()
+    }
 
     rows = [("teacher", teacher, None, 1.0)]
     for index, (name, model) in enumerate(reloaded.items()):
