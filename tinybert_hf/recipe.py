@@ -46,6 +46,7 @@ from .data import load_task_dataset
 from .embedded import packaged_teacher_path
 from .metrics import accuracy_and_f1, entity_f1
 from .modeling_tinybert import TinyBertForSequenceClassification, TinyBertForTokenClassification
+from .pruning import calibration_batches, prune
 from .student_init import student_from_teacher_layers, uniform_layer_subset
 from .teacher_cache import add_teacher_logits
 from .trainer import DistillationTrainer, DistillationTrainingArguments
@@ -54,6 +55,9 @@ logger = logging.get_logger(__name__)
 
 DONE_MARKER = "stage_done.json"
 TEXT_TASK, TOKEN_TASK = "text-classification", "token-classification"
+STUDENT_INITS = ("pruned-teacher", "layer-subset", "random")
+# Names used by earlier versions (results.json of older runs); a bare path means a general-distilled student.
+STUDENT_INIT_ALIASES = {"teacher_layers": "layer-subset"}
 
 
 @dataclass
@@ -95,15 +99,31 @@ class RecipeArguments:
     teacher_learning_rate: float = field(default=1e-4, metadata={"help": "Teacher fine-tuning learning rate."})
     # student
     student_init: str = field(
-        default="teacher_layers",
+        default="layer-subset",
         metadata={
-            "help": "'teacher_layers' (cut from the teacher: its embeddings and uniformly chosen layers), 'random' "
-            "(TinyBERT shape, random weights), or the path of a general-distilled student."
+            "help": "'pruned-teacher' (cut from the teacher to the student shape by structured pruning), "
+            "'layer-subset' (the teacher's embeddings and uniformly chosen layers, the teacher's width), 'random' "
+            "(the student shape, random weights) or 'general:<path>' (a general-distilled student)."
         },
     )
     student_layers: int = field(default=2, metadata={"help": "Student depth."})
-    student_hidden_size: int = field(default=312, metadata={"help": "Width of a 'random' student."})
-    student_intermediate_size: int = field(default=1200, metadata={"help": "FFN width of a 'random' student."})
+    student_hidden_size: int = field(default=312, metadata={"help": "Width of a 'pruned-teacher'/'random' student."})
+    student_attention_heads: int = field(
+        default=12, metadata={"help": "Heads per layer of a 'pruned-teacher'/'random' student."}
+    )
+    student_intermediate_size: int = field(
+        default=1200, metadata={"help": "FFN width of a 'pruned-teacher'/'random' student."}
+    )
+    pruning_importance: str = field(
+        default="activation",
+        metadata={"help": "How 'pruned-teacher' ranks structures: 'activation', 'taylor' or 'magnitude'."},
+    )
+    layer_selection: str = field(
+        default="uniform", metadata={"help": "How 'pruned-teacher' picks layers: 'uniform' or 'importance'."}
+    )
+    calibration_samples: int = field(
+        default=512, metadata={"help": "Training rows the pruning importance is measured on."}
+    )
     # augmentation
     augment: bool = field(default=True, metadata={"help": "Add TinyBERT-augmented copies of the training text."})
     num_augmentations: int = field(
@@ -143,6 +163,12 @@ class RecipeArguments:
             raise ValueError(f"`augment_fraction` must be in [0, 1], got {self.augment_fraction}.")
         if self.student_layers < 1:
             raise ValueError(f"`student_layers` must be at least 1, got {self.student_layers}.")
+        self.student_init = STUDENT_INIT_ALIASES.get(self.student_init, self.student_init)
+        if self.student_init not in STUDENT_INITS and not self.student_init.startswith("general:"):
+            raise ValueError(
+                f"`student_init` must be one of {STUDENT_INITS} or 'general:<path of a general-distilled student>', "
+                f"got {self.student_init!r}."
+            )
 
 
 # ---- steps ---------------------------------------------------------------------------------------------------------
@@ -323,29 +349,44 @@ def augment_training_data(train: Dataset, tokenizer, teacher: PreTrainedModel, a
     return concatenate_datasets([train, variants.cast(train.features)])
 
 
-def build_student(teacher: PreTrainedModel, names: list[str], args: RecipeArguments) -> PreTrainedModel:
-    """The student before distillation: cut from the teacher, random TinyBERT shape, or a general student."""
+def build_student(
+    teacher: PreTrainedModel, names: list[str], args: RecipeArguments, calibration: Dataset | None = None
+) -> PreTrainedModel:
+    """The student before distillation: pruned from the teacher, a subset of its layers, random, or a general
+    student. `calibration` (tokenized training rows) is what 'pruned-teacher' measures importance on."""
     student_class = model_class(args, tinybert=True)
     labels = {"id2label": dict(enumerate(names)), "label2id": {name: index for index, name in enumerate(names)}}
     set_seed(args.seed)
-    if args.student_init == "teacher_layers":
+    shape = {
+        "num_hidden_layers": args.student_layers,
+        "hidden_size": args.student_hidden_size,
+        "num_attention_heads": args.student_attention_heads,
+        "intermediate_size": args.student_intermediate_size,
+    }
+    if args.student_init == "layer-subset":
         layers = uniform_layer_subset(teacher.config.num_hidden_layers, args.student_layers)
         return student_from_teacher_layers(teacher, layers=layers, student_class=student_class)
+    if args.student_init == "pruned-teacher":
+        if calibration is None:
+            raise ValueError("'pruned-teacher' measures importance on training data: pass `calibration`.")
+        batches = calibration_batches(
+            calibration, args.calibration_samples, pad_token_id=teacher.config.pad_token_id or 0, seed=args.seed
+        )
+        student, plan = prune(
+            teacher,
+            batches,
+            importance=args.pruning_importance,
+            layer_selection=args.layer_selection,
+            **shape,
+        )
+        logger.info(f"Student pruned from the teacher: {plan.summary()}")
+        return student
     if args.student_init == "random":
-        config = TinyBertConfig.from_teacher_config(
-            teacher.config,
-            num_hidden_layers=args.student_layers,
-            hidden_size=args.student_hidden_size,
-            intermediate_size=args.student_intermediate_size,
-            num_attention_heads=teacher.config.num_attention_heads,
-            **labels,
-        )
-        return student_class(config)
-    if not Path(args.student_init).exists() and "/" not in args.student_init:
-        raise ValueError(
-            f"`student_init={args.student_init!r}` is neither 'teacher_layers', 'random' nor a saved student."
-        )
-    return student_class.from_pretrained(args.student_init, num_labels=len(names), **labels)
+        return student_class(TinyBertConfig.from_teacher_config(teacher.config, **shape, **labels))
+    path = args.student_init.removeprefix("general:")
+    if not Path(path).exists() and "/" not in path:
+        raise ValueError(f"`student_init={args.student_init!r}`: no general-distilled student at {path!r}.")
+    return student_class.from_pretrained(path, num_labels=len(names), **labels)
 
 
 def distil(
@@ -522,7 +563,7 @@ def run_recipe(args: RecipeArguments) -> dict:
         logger.warning("Augmentation is for text classification: word replacements would misalign NER tags.")
     train = tokenize(train_text, tokenizer, args) if augmentation else tokenized["train"]
 
-    student = build_student(teacher, names, args)
+    student = build_student(teacher, names, args, calibration=train)
     initial_student = type(student)(student.config)
     initial_student.load_state_dict(student.state_dict())
     distilled, timings = distil(teacher, student, train, tokenized["validation"], tokenizer, names, args)
