@@ -86,6 +86,35 @@ def test_distill_runs_the_recipe_and_resumes_finished_steps(tmp_path, backbone):
     assert (output / "student" / "model.safetensors").stat().st_mtime == weights
     assert "student (distilled)" in second.stdout
 
+    # A student pruned from the fine-tuned teacher to a narrower shape, through the same recipe.
+    data_options = arguments[arguments.index("--train_file") : arguments.index("--max_length") + 2]
+    pruned_run = tmp_path / "pruned_teacher"
+    run(["task-distill", "--teacher", str(output / "teacher"), "--output_dir", str(pruned_run), *data_options,
+         "--student_init", "pruned-teacher", "--student_layers", "2", "--student_hidden_size", "24",
+         "--student_attention_heads", "4", "--student_intermediate_size", "20", "--calibration_samples", "32",
+         "--intermediate_epochs", "1", "--prediction_epochs", "1", "--augment", "false", "--batch_size", "16",
+         "--speed_batch_size", "2", "--speed_seq_length", "8"])  # fmt: skip
+    pruned_student = AutoModelForSequenceClassification.from_pretrained(pruned_run / "student")
+    assert (pruned_student.config.hidden_size, pruned_student.config.head_size) == (24, 6)
+    assert json.loads((pruned_run / "results.json").read_text())["settings"]["student_init"] == "pruned-teacher"
+
+    # Compressing the distilled student: half the heads and neurons, then recovery distillation from the teacher.
+    compressed = tmp_path / "compressed"
+    pruning = run(["prune", "--model", str(output / "student"), "--output_dir", str(compressed), *data_options,
+                   "--head_ratio", "0.5", "--ffn_ratio", "0.5", "--recovery_epochs", "1", "--teacher",
+                   str(output / "teacher"), "--batch_size", "16"])  # fmt: skip
+    assert "recovered" in pruning.stdout
+    record = json.loads((compressed / "pruning.json").read_text())
+    assert record["plan"]["heads_per_layer"] == [2, 2] and record["plan"]["intermediate_sizes"] == [18, 18]
+    sizes = {name: entry["parameters"] for name, entry in record["models"].items()}
+    assert sizes["pruned"] == sizes["recovered"] < sizes["source"]
+    for directory in ("pruned", "recovered"):
+        reloaded = AutoModelForSequenceClassification.from_pretrained(compressed / directory)
+        assert reloaded.config.num_attention_heads == 2 and reloaded.config.intermediate_size == 18
+        assert (compressed / directory / "tokenizer.json").is_file() and (
+            compressed / directory / "pruning.json"
+        ).is_file()
+
 
 def test_token_classification_and_evaluate(tmp_path, backbone):
     generator = torch.Generator().manual_seed(0)

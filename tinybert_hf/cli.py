@@ -7,6 +7,7 @@ tinybert-hf augment            only augment the training split  -> <output_dir>/
 tinybert-hf general-distill    task-agnostic student from a pretrained encoder on unlabeled text
 tinybert-hf task-distill       two-stage distillation from a fine-tuned --teacher
 tinybert-hf evaluate           dev and test metrics of a saved model directory
+tinybert-hf prune              structured pruning of a saved student, then optional recovery distillation
 ```
 
 Every subcommand takes `--help`; options are the fields of [`RecipeArguments`] (and of
@@ -23,7 +24,7 @@ from pathlib import Path
 
 from transformers import HfArgumentParser
 
-COMMANDS = ("distill", "finetune-teacher", "augment", "general-distill", "task-distill", "evaluate")
+COMMANDS = ("distill", "finetune-teacher", "augment", "general-distill", "task-distill", "evaluate", "prune")
 
 
 @dataclass
@@ -79,6 +80,18 @@ def main(argv: list[str] | None = None) -> int:
         parser = HfArgumentParser((EvaluateArguments, recipe.RecipeArguments))
         evaluate_arguments, arguments = parser.parse_args_into_dataclasses(args=rest)
         print(json.dumps(recipe.evaluate_saved_model(evaluate_arguments.model, arguments), indent=2))
+    elif command == "prune":
+        from .compress import PruneArguments, prune_saved_model
+
+        parser = HfArgumentParser((PruneArguments, recipe.RecipeArguments))
+        prune_arguments, arguments = parser.parse_args_into_dataclasses(args=rest)
+        record = prune_saved_model(prune_arguments, arguments)
+        for name, entry in record["models"].items():
+            score = entry["test"]["score"]
+            print(f"{name:>10}: {entry['parameters'] / 1e6:.2f}M parameters, test score {100 * score:.1f}")
+        print(
+            f"saved to {Path(arguments.output_dir) / 'pruned'}" + (" and recovered/" if "recovery" in record else "")
+        )
     return 0
 
 

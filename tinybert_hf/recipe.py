@@ -430,8 +430,27 @@ def distil(
             _mark_done(stage_one, {"seconds": time.perf_counter() - start})
         record["intermediate_seconds"] = _done(stage_one)["seconds"]
 
-    stage_two = output_dir / "student"
-    if not _done(stage_two):
+    student = distil_prediction_layer(
+        teacher, student, train, validation, tokenizer, names, args, output_dir / "student", args.prediction_epochs
+    )
+    record["prediction_seconds"] = _done(output_dir / "student")["seconds"]
+    return student, record
+
+
+def distil_prediction_layer(
+    teacher: PreTrainedModel,
+    student: PreTrainedModel,
+    train: Dataset,
+    validation: Dataset,
+    tokenizer,
+    names: list[str],
+    args: RecipeArguments,
+    directory: Path,
+    epochs: float,
+) -> PreTrainedModel:
+    """TinyBERT's stage 2 (and the recovery after pruning): the student learns the teacher's cached soft labels;
+    the epoch that scores best on the dev split is saved to `directory` (reused when already finished)."""
+    if not _done(directory):
         start = time.perf_counter()
         cached = add_teacher_logits(train, teacher, batch_size=128)
         validation = add_teacher_logits(validation, teacher, batch_size=128)  # every epoch's dev loss for free
@@ -440,9 +459,9 @@ def distil(
             teacher_model=teacher,
             args=_training_arguments(
                 DistillationTrainingArguments,
-                stage_two,
+                directory,
                 args,
-                args.prediction_epochs,
+                epochs,
                 args.learning_rate,
                 stage="prediction",
                 temperature=args.temperature,
@@ -454,10 +473,9 @@ def distil(
             compute_metrics=metric_function(names, args),
         )
         trainer.train()
-        _save(trainer, stage_two)
-        _mark_done(stage_two, {"seconds": time.perf_counter() - start, "dev": trainer.evaluate()})
-    record["prediction_seconds"] = _done(stage_two)["seconds"]
-    return type(student).from_pretrained(stage_two), record
+        _save(trainer, directory)
+        _mark_done(directory, {"seconds": time.perf_counter() - start, "dev": trainer.evaluate()})
+    return type(student).from_pretrained(directory)
 
 
 def finetune_baseline(
@@ -506,6 +524,13 @@ def evaluate_saved_model(model_path: str, args: RecipeArguments) -> dict[str, di
 
 def prepare_data(args: RecipeArguments) -> tuple[DatasetDict, list[str], object]:
     """The task's splits (cut to `max_train_samples`), its label names, and the teacher's tokenizer."""
+    data = load_task_splits(args)
+    tokenizer = AutoTokenizer.from_pretrained(args.teacher or args.teacher_backbone or str(packaged_teacher_path()))
+    return data, label_names(data, args), tokenizer
+
+
+def load_task_splits(args: RecipeArguments) -> DatasetDict:
+    """The task's train/validation/test splits as the data options describe them (cut to `max_train_samples`)."""
     data = load_task_dataset(
         args.dataset,
         args.dataset_config,
@@ -521,8 +546,7 @@ def prepare_data(args: RecipeArguments) -> tuple[DatasetDict, list[str], object]
     if args.max_train_samples is not None:
         rows = min(args.max_train_samples, data["train"].num_rows)
         data["train"] = data["train"].shuffle(seed=args.seed).select(range(rows))
-    tokenizer = AutoTokenizer.from_pretrained(args.teacher or args.teacher_backbone or str(packaged_teacher_path()))
-    return data, label_names(data, args), tokenizer
+    return data
 
 
 def load_embedding_source(args: RecipeArguments) -> PreTrainedModel:
@@ -563,10 +587,13 @@ def run_recipe(args: RecipeArguments) -> dict:
         logger.warning("Augmentation is for text classification: word replacements would misalign NER tags.")
     train = tokenize(train_text, tokenizer, args) if augmentation else tokenized["train"]
 
+    start = time.perf_counter()
     student = build_student(teacher, names, args, calibration=train)
+    student_init_seconds = time.perf_counter() - start
     initial_student = type(student)(student.config)
     initial_student.load_state_dict(student.state_dict())
     distilled, timings = distil(teacher, student, train, tokenized["validation"], tokenizer, names, args)
+    timings["student_init_seconds"] = student_init_seconds
     tokenizer.save_pretrained(output_dir / "student")
     models = {"teacher": (teacher, Path(teacher_dir)), "student (distilled)": (distilled, output_dir / "student")}
     if args.baseline:

@@ -1,0 +1,141 @@
+"""Compressing a distilled student further: structured pruning, then optional recovery distillation, measured.
+
+`tinybert-hf prune` runs [`prune_saved_model`]:
+
+```
+output_dir/
+  pruned/            the pruned student (weights, config with the new shapes, tokenizer, pruning.json)
+  recovered/         after recovery distillation (prediction stage), when --recovery_epochs > 0
+  checkpoints/       Trainer checkpoints of the recovery
+  pruning.json       plan, importance method, parameters and dev/test metrics before and after
+```
+
+The recovery teacher is `--teacher` when given (the large fine-tuned teacher), else the student before pruning
+(Minitron's choice: the unpruned model knows exactly what the pruned one lost).
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+from transformers import AutoTokenizer, set_seed
+from transformers.utils import logging
+
+from .pruning import calibration_batches, parameter_total, prune
+from .recipe import (
+    RecipeArguments,
+    _done,
+    distil_prediction_layer,
+    evaluate_model,
+    label_names,
+    load_task_splits,
+    model_class,
+    sort_by_length,
+    tokenize,
+)
+
+logger = logging.get_logger(__name__)
+
+
+@dataclass
+class PruneArguments:
+    """What `tinybert-hf prune` removes; data, calibration and training options are the recipe's."""
+
+    model: str = field(metadata={"help": "Saved student (or any TinyBERT/BERT task model) to prune."})
+    head_ratio: float = field(default=0.0, metadata={"help": "Share of attention heads to remove, in [0, 1)."})
+    ffn_ratio: float = field(default=0.0, metadata={"help": "Share of FFN neurons to remove, in [0, 1)."})
+    allocation: str = field(
+        default="per_layer", metadata={"help": "'per_layer' (same share everywhere) or 'global' (layers differ)."}
+    )
+    target_layers: int | None = field(default=None, metadata={"help": "Target depth (instead of ratios)."})
+    target_hidden_size: int | None = field(default=None, metadata={"help": "Target width (instead of ratios)."})
+    target_heads: int | None = field(default=None, metadata={"help": "Target heads per layer (instead of ratios)."})
+    target_intermediate_size: int | None = field(default=None, metadata={"help": "Target FFN width."})
+    recovery_epochs: float = field(
+        default=0.0, metadata={"help": "Epochs of recovery distillation after pruning (0: none)."}
+    )
+
+
+def prune_saved_model(prune_args: PruneArguments, args: RecipeArguments) -> dict:
+    r"""
+    Prune a saved model on calibration rows of the task's training split, optionally recover by distillation, and
+    record parameters and dev/test metrics of each model in `<output_dir>/pruning.json`.
+
+    Returns:
+        `dict`: what `pruning.json` holds.
+    """
+    output_dir = Path(args.output_dir)
+    output_dir.mkdir(parents=True, exist_ok=True)
+    set_seed(args.seed)
+    tokenizer = AutoTokenizer.from_pretrained(prune_args.model)
+    data = load_task_splits(args)
+    names = label_names(data, args)
+    tokenized = tokenize(data, tokenizer, args)
+    for split in ("validation", "test"):
+        tokenized[split] = sort_by_length(tokenized[split])
+    source = model_class(args).from_pretrained(prune_args.model).eval()
+
+    start = time.perf_counter()
+    batches = calibration_batches(
+        tokenized["train"], args.calibration_samples, pad_token_id=source.config.pad_token_id or 0, seed=args.seed
+    )
+    pruned, plan = prune(
+        source,
+        batches,
+        num_hidden_layers=prune_args.target_layers,
+        hidden_size=prune_args.target_hidden_size,
+        num_attention_heads=prune_args.target_heads,
+        intermediate_size=prune_args.target_intermediate_size,
+        head_ratio=prune_args.head_ratio,
+        ffn_ratio=prune_args.ffn_ratio,
+        importance=args.pruning_importance,
+        layer_selection=args.layer_selection,
+        allocation=prune_args.allocation,
+    )
+    pruning_seconds = time.perf_counter() - start
+    pruned_dir = output_dir / "pruned"
+    pruned.save_pretrained(pruned_dir)
+    tokenizer.save_pretrained(pruned_dir)
+    record = {
+        "source": prune_args.model,
+        "importance": args.pruning_importance,
+        "arguments": asdict(prune_args),
+        "plan": plan.summary(),
+        "pruning_seconds": pruning_seconds,
+        "models": {},
+    }
+    (pruned_dir / "pruning.json").write_text(json.dumps({**record, "kept": plan.to_dict()}, indent=2))
+
+    models = {"source": source, "pruned": pruned.eval()}
+    if prune_args.recovery_epochs > 0:
+        teacher = model_class(args).from_pretrained(args.teacher).eval() if args.teacher else source
+        recovered_dir = output_dir / "recovered"
+        recovered = distil_prediction_layer(
+            teacher,
+            pruned.train(),
+            tokenized["train"],
+            tokenized["validation"],
+            tokenizer,
+            names,
+            args,
+            recovered_dir,
+            prune_args.recovery_epochs,
+        )
+        tokenizer.save_pretrained(recovered_dir)
+        (recovered_dir / "pruning.json").write_text((pruned_dir / "pruning.json").read_text())
+        record["recovery"] = {"teacher": args.teacher or prune_args.model, "seconds": _done(recovered_dir)["seconds"]}
+        models["recovered"] = recovered.eval()
+    for name, model in models.items():
+        record["models"][name] = {
+            "parameters": parameter_total(model),
+            "dev": evaluate_model(model, tokenized["validation"], tokenizer, names, args),
+            "test": evaluate_model(model, tokenized["test"], tokenizer, names, args),
+        }
+    (output_dir / "pruning.json").write_text(json.dumps(record, indent=2, default=str))
+    return record
+
+
+__all__ = ["PruneArguments", "prune_saved_model"]
