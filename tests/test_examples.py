@@ -27,6 +27,8 @@ def test_build_student_example(tmp_path, tiny_tokenizer):
             str(EXAMPLES / "build_student.py"),
             "--teacher", str(teacher_dir),
             "--student_layers", "2",
+            "--pruned_layers", "2", "--pruned_hidden_size", "24", "--pruned_heads", "4",
+            "--pruned_intermediate_size", "16",
             "--output_dir", str(output_dir),
             "--batch_size", "2",
             "--seq_length", "8",
@@ -38,7 +40,9 @@ def test_build_student_example(tmp_path, tiny_tokenizer):
         timeout=300,
     )  # fmt: skip
     assert result.returncode == 0, result.stderr[-3000:]
-    assert "layers [1, 3]" in result.stdout and "pipeline OK" in result.stdout
+    assert "layers [1, 3]" in result.stdout and "pipeline OK" in result.stdout and "pruned teacher" in result.stdout
+    pruned = TinyBertModel.from_pretrained(output_dir / "student_1")
+    assert (pruned.config.hidden_size, pruned.config.head_size, pruned.config.fit_size) == (24, 6, 32)
     student = TinyBertModel.from_pretrained(output_dir / "student_0")
     assert student.config.num_hidden_layers == 2
     teacher = BertModel.from_pretrained(teacher_dir)
