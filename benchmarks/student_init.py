@@ -78,7 +78,7 @@ def main() -> None:
             "dev_share_of_teacher": student_row["dev"]["accuracy"] / teacher_row["dev"]["accuracy"],
             "speedup": student_row["throughput"] / teacher_row["throughput"],
             "parameters": student_row["parameters"],
-            "student_init_seconds": results["timings"]["student_init_seconds"],
+            "student_init_seconds": results["student_init"]["seconds"],
             "distillation_seconds": results["timings"]["intermediate_seconds"]
             + results["timings"]["prediction_seconds"],
             "wall_seconds": time.perf_counter() - started,

@@ -132,10 +132,15 @@ def plan_for_shape(
     source_layers = config.num_hidden_layers
     source_heads = [config.num_attention_heads_of_layer(i) for i in range(source_layers)]
     source_ffn = [config.intermediate_size_of_layer(i) for i in range(source_layers)]
-    num_hidden_layers = num_hidden_layers or source_layers
-    hidden_size = hidden_size or config.hidden_size
-    num_attention_heads = num_attention_heads or max(source_heads)
-    intermediate_size = intermediate_size or max(source_ffn)
+    num_hidden_layers = source_layers if num_hidden_layers is None else num_hidden_layers
+    hidden_size = config.hidden_size if hidden_size is None else hidden_size
+    num_attention_heads = max(source_heads) if num_attention_heads is None else num_attention_heads
+    intermediate_size = max(source_ffn) if intermediate_size is None else intermediate_size
+    if num_attention_heads < 1 or hidden_size < 1:
+        raise ValueError(
+            f"Target `num_attention_heads={num_attention_heads}`, `hidden_size={hidden_size}`: pruning cannot remove "
+            "every head or channel; keep at least one."
+        )
     if attention_head_size is None:
         if hidden_size == config.hidden_size and num_attention_heads == config.num_attention_heads:
             attention_head_size = config.head_size

@@ -351,9 +351,12 @@ def augment_training_data(train: Dataset, tokenizer, teacher: PreTrainedModel, a
 
 def build_student(
     teacher: PreTrainedModel, names: list[str], args: RecipeArguments, calibration: Dataset | None = None
-) -> PreTrainedModel:
+) -> tuple[PreTrainedModel, dict]:
     """The student before distillation: pruned from the teacher, a subset of its layers, random, or a general
-    student. `calibration` (tokenized training rows) is what 'pruned-teacher' measures importance on."""
+    student. `calibration` (tokenized training rows) is what 'pruned-teacher' measures importance on.
+
+    Returns the student and a record of how it was made (`teacher_layers`: the teacher layer each student layer
+    was cut from, which stage 1 then distils it towards)."""
     student_class = model_class(args, tinybert=True)
     labels = {"id2label": dict(enumerate(names)), "label2id": {name: index for index, name in enumerate(names)}}
     set_seed(args.seed)
@@ -365,7 +368,8 @@ def build_student(
     }
     if args.student_init == "layer-subset":
         layers = uniform_layer_subset(teacher.config.num_hidden_layers, args.student_layers)
-        return student_from_teacher_layers(teacher, layers=layers, student_class=student_class)
+        student = student_from_teacher_layers(teacher, layers=layers, student_class=student_class)
+        return student, {"student_init": args.student_init, "teacher_layers": layers}
     if args.student_init == "pruned-teacher":
         if calibration is None:
             raise ValueError("'pruned-teacher' measures importance on training data: pass `calibration`.")
@@ -380,13 +384,16 @@ def build_student(
             **shape,
         )
         logger.info(f"Student pruned from the teacher: {plan.summary()}")
-        return student
+        record = {"student_init": args.student_init, "teacher_layers": plan.layers, "pruning": plan.summary()}
+        return student, {**record, "importance": args.pruning_importance, "layer_selection": args.layer_selection}
     if args.student_init == "random":
-        return student_class(TinyBertConfig.from_teacher_config(teacher.config, **shape, **labels))
+        config = TinyBertConfig.from_teacher_config(teacher.config, **shape, **labels)
+        return student_class(config), {"student_init": args.student_init}
     path = args.student_init.removeprefix("general:")
     if not Path(path).exists() and "/" not in path:
         raise ValueError(f"`student_init={args.student_init!r}`: no general-distilled student at {path!r}.")
-    return student_class.from_pretrained(path, num_labels=len(names), **labels)
+    student = student_class.from_pretrained(path, num_labels=len(names), **labels)
+    return student, {"student_init": args.student_init}
 
 
 def distil(
@@ -397,9 +404,13 @@ def distil(
     tokenizer,
     names: list[str],
     args: RecipeArguments,
+    teacher_layers: list[int] | None = None,
 ) -> tuple[PreTrainedModel, dict]:
     """TinyBERT's task distillation: stage 1 (intermediate layers), then stage 2 (prediction layer, cached teacher
-    logits), keeping the stage-2 epoch that scores best on the dev split. Returns the student and timings."""
+    logits), keeping the stage-2 epoch that scores best on the dev split. Returns the student and timings.
+
+    `teacher_layers` maps each student layer to a teacher layer in stage 1 (default: the uniform mapping); a student
+    cut from the teacher learns from the layers it was cut from."""
     output_dir = Path(args.output_dir)
     record = {}
     stage_one = output_dir / "student_intermediate"
@@ -417,6 +428,7 @@ def distil(
                     args.intermediate_epochs,
                     args.learning_rate,
                     stage="intermediate",
+                    layer_mapping=",".join(map(str, teacher_layers)) if teacher_layers else "uniform",
                     eval_strategy="no",
                     load_best_model_at_end=False,
                 ),
@@ -588,12 +600,20 @@ def run_recipe(args: RecipeArguments) -> dict:
     train = tokenize(train_text, tokenizer, args) if augmentation else tokenized["train"]
 
     start = time.perf_counter()
-    student = build_student(teacher, names, args, calibration=train)
-    student_init_seconds = time.perf_counter() - start
+    student, student_init = build_student(teacher, names, args, calibration=train)
+    student_init["seconds"] = time.perf_counter() - start
     initial_student = type(student)(student.config)
     initial_student.load_state_dict(student.state_dict())
-    distilled, timings = distil(teacher, student, train, tokenized["validation"], tokenizer, names, args)
-    timings["student_init_seconds"] = student_init_seconds
+    distilled, timings = distil(
+        teacher,
+        student,
+        train,
+        tokenized["validation"],
+        tokenizer,
+        names,
+        args,
+        teacher_layers=student_init.get("teacher_layers"),
+    )
     tokenizer.save_pretrained(output_dir / "student")
     models = {"teacher": (teacher, Path(teacher_dir)), "student (distilled)": (distilled, output_dir / "student")}
     if args.baseline:
@@ -608,6 +628,7 @@ def run_recipe(args: RecipeArguments) -> dict:
         "labels": names,
         "splits": {split: data[split].num_rows for split in data},
         "augmentation": augmentation,
+        "student_init": student_init,
         "timings": timings,
         "models": {},
     }
