@@ -56,7 +56,7 @@ logger = logging.get_logger(__name__)
 DONE_MARKER = "stage_done.json"
 TEXT_TASK, TOKEN_TASK = "text-classification", "token-classification"
 STUDENT_INITS = ("pruned-teacher", "layer-subset", "random")
-# Names used by earlier versions (results.json of older runs); a bare path means a general-distilled student.
+# Names used by earlier versions (results.json of older runs); a bare path is read as 'general:<path>'.
 STUDENT_INIT_ALIASES = {"teacher_layers": "layer-subset"}
 
 
@@ -165,10 +165,7 @@ class RecipeArguments:
             raise ValueError(f"`student_layers` must be at least 1, got {self.student_layers}.")
         self.student_init = STUDENT_INIT_ALIASES.get(self.student_init, self.student_init)
         if self.student_init not in STUDENT_INITS and not self.student_init.startswith("general:"):
-            raise ValueError(
-                f"`student_init` must be one of {STUDENT_INITS} or 'general:<path of a general-distilled student>', "
-                f"got {self.student_init!r}."
-            )
+            self.student_init = f"general:{self.student_init}"  # a bare path, as earlier versions took it
 
 
 # ---- steps ---------------------------------------------------------------------------------------------------------
@@ -391,7 +388,10 @@ def build_student(
         return student_class(config), {"student_init": args.student_init}
     path = args.student_init.removeprefix("general:")
     if not Path(path).exists() and "/" not in path:
-        raise ValueError(f"`student_init={args.student_init!r}`: no general-distilled student at {path!r}.")
+        raise ValueError(
+            f"`student_init={args.student_init!r}` is not one of {STUDENT_INITS}, and there is no general-distilled "
+            f"student at {path!r}."
+        )
     student = student_class.from_pretrained(path, num_labels=len(names), **labels)
     return student, {"student_init": args.student_init}
 

@@ -1,0 +1,58 @@
+"""The recipe's student initializations, built on a tiny teacher (no training)."""
+
+import pytest
+import torch
+from datasets import Dataset
+from transformers import BertForSequenceClassification
+
+from tinybert_hf import TinyBertForSequenceClassification
+from tinybert_hf.recipe import RecipeArguments, build_student
+
+from .conftest import tiny_bert_config
+
+NAMES = ["negative", "positive"]
+
+
+@pytest.fixture
+def teacher():
+    torch.manual_seed(0)
+    return BertForSequenceClassification(tiny_bert_config(num_labels=2)).eval()
+
+
+@pytest.fixture
+def calibration():
+    generator = torch.Generator().manual_seed(0)
+    rows = [torch.randint(5, 99, (int(n),), generator=generator).tolist() for n in torch.randint(3, 12, (40,))]
+    return Dataset.from_dict({"input_ids": rows, "labels": [i % 2 for i in range(40)]})
+
+
+def arguments(tmp_path, **values) -> RecipeArguments:
+    shape = dict(student_layers=2, student_hidden_size=24, student_attention_heads=4, student_intermediate_size=20)
+    return RecipeArguments(output_dir=str(tmp_path), **{**shape, **values})
+
+
+def test_pruned_teacher_student_has_the_requested_shape(tmp_path, teacher, calibration):
+    for importance in ("activation", "taylor", "magnitude"):
+        args = arguments(tmp_path, student_init="pruned-teacher", pruning_importance=importance)
+        student, record = build_student(teacher, NAMES, args, calibration=calibration)
+        config = student.config
+        assert isinstance(student, TinyBertForSequenceClassification)
+        assert (config.num_hidden_layers, config.hidden_size, config.head_size, config.intermediate_size) == (
+            2, 24, 6, 20,
+        )  # fmt: skip
+        assert config.fit_size == 32 and record["teacher_layers"] == [1, 3] and record["importance"] == importance
+    with pytest.raises(ValueError, match="calibration"):
+        build_student(teacher, NAMES, arguments(tmp_path, student_init="pruned-teacher"))
+
+
+def test_other_initializations(tmp_path, teacher):
+    subset, record = build_student(teacher, NAMES, arguments(tmp_path, student_init="teacher_layers"))  # old name
+    assert subset.config.hidden_size == 32 and record == {"student_init": "layer-subset", "teacher_layers": [1, 3]}
+    random_student, record = build_student(teacher, NAMES, arguments(tmp_path, student_init="random"))
+    assert random_student.config.hidden_size == 24 and random_student.config.id2label == {0: "negative", 1: "positive"}
+    random_student.save_pretrained(tmp_path / "general")
+    for value in (f"general:{tmp_path / 'general'}", str(tmp_path / "general")):
+        general, record = build_student(teacher, NAMES, arguments(tmp_path, student_init=value))
+        assert general.config.hidden_size == 24 and record["student_init"].startswith("general:")
+    with pytest.raises(ValueError, match="no general-distilled student"):
+        build_student(teacher, NAMES, arguments(tmp_path, student_init="pruned_teacher"))
