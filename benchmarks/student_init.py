@@ -13,6 +13,9 @@ Each run writes `<output_dir>/<name>/results.json`; the teacher and student thro
 by side in that run. The summary (test accuracy, share of the teacher, throughput ratio, wall time) goes to
 `benchmarks/results/student_init.{json,md}`.
 
+`--before_training` instead measures the dev accuracy of each starting point as it is, before any distillation
+(every importance measure, uniform or importance-ranked layers): `benchmarks/results/student_init_untrained.md`.
+
 Run: `python benchmarks/student_init.py --teacher <fine-tuned teacher dir>` (about 10 minutes per student on 2 CPU
 cores); without `--teacher` the recipe fine-tunes the packaged MiniLM first.
 """
@@ -45,9 +48,13 @@ def main() -> None:
     parser.add_argument("--prediction_epochs", type=float, default=2.0)
     parser.add_argument("--output_dir", default="outputs/benchmark_student_init")
     parser.add_argument("--results", default=str(Path(__file__).parent / "results" / "student_init"))
+    parser.add_argument("--before_training", action="store_true", help="Only score the untrained starting points.")
     options = parser.parse_args()
 
     root = Path(options.output_dir)
+    if options.before_training:
+        score_untrained(options.teacher, Path(options.results).with_name("student_init_untrained.md"))
+        return
     teacher = options.teacher
     if teacher is None:  # one fine-tuned teacher shared by every student
         args = RecipeArguments(output_dir=str(root / "shared"))
@@ -84,6 +91,42 @@ def main() -> None:
             "wall_seconds": time.perf_counter() - started,
         }
         write(summary, Path(options.results))
+
+
+def score_untrained(teacher_dir: str, path: Path) -> None:
+    """Dev accuracy of every TinyBERT4 starting point before distillation (pruning is the only step)."""
+    from transformers import AutoModelForSequenceClassification
+
+    from tinybert_hf.pruning import calibration_batches, prune
+    from tinybert_hf.recipe import evaluate_model, prepare_data, sort_by_length, tokenize
+
+    args = RecipeArguments(teacher=teacher_dir)
+    data, names, tokenizer = prepare_data(args)
+    tokenized = tokenize(data, tokenizer, args)
+    dev = sort_by_length(tokenized["validation"])
+    teacher = AutoModelForSequenceClassification.from_pretrained(teacher_dir).eval()
+    batches = calibration_batches(tokenized["train"], args.calibration_samples, seed=args.seed)
+    shape = {"num_hidden_layers": 4, "hidden_size": 312, "num_attention_heads": 12, "intermediate_size": 1200}
+    teacher_dev = evaluate_model(teacher, dev, tokenizer, names, args)["accuracy"]
+    lines = [
+        f"TinyBERT4 (4 x 312) cut from the teacher, before any training; teacher dev accuracy "
+        f"{100 * teacher_dev:.1f}; importance measured on {args.calibration_samples} training rows.",
+        "",
+        "| importance | layers | kept teacher layers | dev acc | % of teacher (dev) | pruning s |",
+        "|---|---|---|---|---|---|",
+    ]
+    for method in ("activation", "taylor", "magnitude"):
+        for selection in ("uniform", "importance") if method != "magnitude" else ("uniform",):
+            started = time.perf_counter()
+            student, plan = prune(teacher, batches, importance=method, layer_selection=selection, **shape)
+            seconds = time.perf_counter() - started
+            accuracy = evaluate_model(student.eval(), dev, tokenizer, names, args)["accuracy"]
+            lines.append(
+                f"| {method} | {selection} | {plan.layers} | {100 * accuracy:.1f} | "
+                f"{100 * accuracy / teacher_dev:.1f} | {seconds:.0f} |"
+            )
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("\n".join(lines) + "\n")
 
 
 def write(summary: dict, stem: Path) -> None:

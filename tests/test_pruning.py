@@ -392,3 +392,14 @@ def test_base_model_pruning():
     pruned, _ = prune(model, [random_batch()], hidden_size=16, num_attention_heads=2, show_progress=False)
     assert isinstance(pruned, TinyBertModel) and pruned.config.fit_size == 32
     assert pruned(**random_batch()).last_hidden_state.shape == (3, 7, 16)
+
+
+def test_a_student_with_a_projection_keeps_its_columns_for_the_kept_channels():
+    torch.manual_seed(0)
+    student = TinyBertForSequenceClassification(tiny_config(fit_size=48, num_labels=2)).eval()
+    plan = full_plan(student.config)
+    plan.channels = list(range(0, 32, 2))
+    pruned = apply_plan(student, plan)
+    assert pruned.config.fit_size == 48 and pruned.bert.fit_dense.weight.shape == (48, 16)
+    torch.testing.assert_close(pruned.bert.fit_dense.weight, student.bert.fit_dense.weight[:, plan.channels])
+    torch.testing.assert_close(pruned.bert.fit_dense.bias, student.bert.fit_dense.bias)
