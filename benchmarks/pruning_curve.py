@@ -38,15 +38,21 @@ RESULTS = Path(__file__).parent / "results" / "pruning_curve"
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--student", required=True, help="Distilled student directory.")
-    parser.add_argument("--teacher", required=True, help="Fine-tuned teacher directory (recovery distillation).")
+    parser.add_argument("--student", help="Distilled student directory.")
+    parser.add_argument("--teacher", help="Fine-tuned teacher directory (recovery distillation).")
     parser.add_argument("--ratios", default="0,0.1,0.2,0.3,0.4,0.5,0.6")
     parser.add_argument("--recovered_ratios", default="0.2,0.4,0.6")
     parser.add_argument("--methods", default="activation,taylor,magnitude")
     parser.add_argument("--recovery_method", default="activation")
     parser.add_argument("--recovery_epochs", type=float, default=1.0)
     parser.add_argument("--output_dir", default="outputs/benchmark_pruning_curve")
+    parser.add_argument("--replot", action="store_true", help="Only redraw the table and chart from the json.")
     options = parser.parse_args()
+    if options.replot:
+        write(json.loads(RESULTS.with_suffix(".json").read_text()), options)
+        return
+    if not options.student or not options.teacher:
+        parser.error("--student and --teacher are required (except with --replot)")
     torch.set_num_threads(2)
 
     args = RecipeArguments(output_dir=options.output_dir, teacher=options.teacher)
@@ -150,14 +156,13 @@ def write(summary: dict, options) -> None:
             label=label,
         )
     axis.axhline(100 * summary["teacher_test"], color="grey", linewidth=0.8, label="teacher")
-    reference = next(row for row in summary["rows"] if row["ratio"] == 0)
-    for row in summary["rows"]:
+    for row in summary["rows"]:  # parameter counts along the bottom of the plot
         if row["method"] == options.recovery_method and not row["recovered"]:
-            axis.annotate(f"{row['parameters'] / 1e6:.1f}M", (100 * row["ratio"], 100 * reference["test"] + 1.5),
-                          fontsize=7, ha="center")  # fmt: skip
+            axis.annotate(f"{row['parameters'] / 1e6:.1f}M", (100 * row["ratio"], 0.02),
+                          xycoords=("data", "axes fraction"), fontsize=7, ha="center")  # fmt: skip
     axis.set_xlabel("attention heads and FFN neurons removed (%)")
     axis.set_ylabel("test accuracy (%)")
-    axis.set_title("Pruning a distilled student: accuracy against size (parameters above)")
+    axis.set_title("Pruning a distilled TinyBERT4 student (parameters along the bottom)", fontsize=10)
     axis.legend(fontsize=8)
     figure.tight_layout()
     figure.savefig(RESULTS.with_suffix(".png"), dpi=120)

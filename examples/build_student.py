@@ -82,7 +82,8 @@ def main() -> None:
     }
     # Importance is measured on calibration text; a task's training rows are better than these six sentences.
     calibration = [dict(tokenizer(SENTENCES, padding=True, return_tensors="pt"))]
-    pruned, _ = prune(teacher, calibration, **shape, show_progress=False)
+    # A base model has no task loss, so importance is measured on activations ("taylor" needs labels).
+    pruned, _ = prune(teacher, calibration, **shape, importance="activation", show_progress=False)
     students = {
         f"layers {layers}": student_from_teacher_layers(teacher, layers=layers),
         "pruned teacher": pruned,

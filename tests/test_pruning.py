@@ -172,7 +172,9 @@ def test_removing_channels_shrinks_every_width_and_fit_dense_puts_channels_back(
 def test_masked_lm_pruning_keeps_the_decoder_tied():
     torch.manual_seed(0)
     model = BertForMaskedLM(tiny_bert_config()).eval()
-    pruned, _ = prune(model, [random_batch()], hidden_size=24, num_attention_heads=3, show_progress=False)
+    pruned, _ = prune(
+        model, [random_batch()], hidden_size=24, num_attention_heads=3, importance="activation", show_progress=False
+    )
     decoder = pruned.get_output_embeddings().weight
     assert decoder.shape == (99, 24)
     assert decoder.data_ptr() == pruned.get_input_embeddings().weight.data_ptr()
@@ -279,7 +281,7 @@ def test_prune_a_bert_teacher_to_a_student_shape(method):
 
 def test_global_allocation_gives_layers_different_sizes_and_round_trips(classifier, tmp_path):
     pruned, plan = prune(
-        classifier, [random_batch()], head_ratio=0.5, ffn_ratio=0.4, allocation="global", show_progress=False
+        classifier, labelled_batches(), head_ratio=0.5, ffn_ratio=0.4, allocation="global", show_progress=False
     )
     heads = [len(h) for h in plan.heads]
     assert sum(heads) == 6 and min(heads) >= 1
@@ -299,7 +301,9 @@ def test_pruned_student_loads_without_the_package(tmp_path, tiny_tokenizer):
     student, _ = prune(
         teacher, labelled_batches(2), num_hidden_layers=3, hidden_size=24, num_attention_heads=3, show_progress=False
     )
-    student, _ = prune(student.eval(), [random_batch()], head_ratio=0.4, ffn_ratio=0.3, allocation="global")
+    student, _ = prune(
+        student.eval(), [random_batch()], head_ratio=0.4, ffn_ratio=0.3, allocation="global", importance="activation"
+    )
     student.eval()
     model_dir = tmp_path / "student"
     student.save_pretrained(model_dir)
@@ -361,7 +365,7 @@ def test_bad_targets_are_clear_errors_and_leave_the_source_untouched(classifier)
     ]
     for arguments, message in cases:
         with pytest.raises(ValueError, match=message):
-            prune(classifier, batches, show_progress=False, **arguments)
+            prune(classifier, batches, show_progress=False, **{"importance": "activation", **arguments})
     plan = full_plan(classifier.config)
     plan.heads[0] = [0, 1, 2, 3, 4]
     with pytest.raises(ValueError, match="heads of layer 0"):
@@ -381,7 +385,7 @@ def test_bad_targets_are_clear_errors_and_leave_the_source_untouched(classifier)
 
 def test_a_pruned_config_does_not_load_unpruned_weights(classifier, tmp_path):
     classifier.save_pretrained(tmp_path / "full")
-    pruned, _ = prune(classifier, [random_batch()], head_ratio=0.5, show_progress=False)
+    pruned, _ = prune(classifier, [random_batch()], head_ratio=0.5, importance="activation", show_progress=False)
     with pytest.raises(ValueError, match="does not fit this model's shapes"):
         TinyBertForSequenceClassification.from_pretrained(tmp_path / "full", config=pruned.config)
 
@@ -389,7 +393,9 @@ def test_a_pruned_config_does_not_load_unpruned_weights(classifier, tmp_path):
 def test_base_model_pruning():
     torch.manual_seed(0)
     model = TinyBertModel(tiny_config()).eval()
-    pruned, _ = prune(model, [random_batch()], hidden_size=16, num_attention_heads=2, show_progress=False)
+    pruned, _ = prune(
+        model, [random_batch()], hidden_size=16, num_attention_heads=2, importance="activation", show_progress=False
+    )
     assert isinstance(pruned, TinyBertModel) and pruned.config.fit_size == 32
     assert pruned(**random_batch()).last_hidden_state.shape == (3, 7, 16)
 

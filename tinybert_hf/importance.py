@@ -132,7 +132,8 @@ def compute_importance(
             if method == "taylor":
                 if "labels" not in batch:
                     raise ValueError(
-                        "`method='taylor'` needs the task loss: the calibration batches must carry `labels`."
+                        "`method='taylor'` needs the task loss: the calibration batches must carry `labels` "
+                        "(or use `method='activation'`, which needs none)."
                     )
                 with torch.enable_grad():
                     outputs = model(**batch, output_hidden_states=True)

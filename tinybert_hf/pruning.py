@@ -276,7 +276,7 @@ def prune(
     attention_head_size: int | None = None,
     head_ratio: float = 0.0,
     ffn_ratio: float = 0.0,
-    importance: str | Importance = "activation",
+    importance: str | Importance = "taylor",
     layer_selection: str = "uniform",
     allocation: str = "per_layer",
     show_progress: bool = True,
@@ -294,8 +294,9 @@ def prune(
             *Optional*, the target shape (see [`plan_for_shape`]).
         head_ratio, ffn_ratio (`float`, *optional*, defaults to 0.0):
             Shares to remove (see [`plan_for_ratios`]).
-        importance (`str` or [`Importance`], *optional*, defaults to `"activation"`):
-            `"activation"`, `"taylor"`, `"magnitude"`, or scores already computed.
+        importance (`str` or [`Importance`], *optional*, defaults to `"taylor"`):
+            `"taylor"` (needs `labels` in the batches and a task head; measured best here, see the README),
+            `"activation"` (no labels needed), `"magnitude"` (no data needed), or scores already computed.
         layer_selection (`str`, *optional*, defaults to `"uniform"`):
             How a shallower target picks its layers: `"uniform"` or `"importance"`.
         allocation (`str`, *optional*, defaults to `"per_layer"`):
@@ -317,7 +318,7 @@ def prune(
     ...                                                    num_attention_heads=4, intermediate_size=64))
     >>> batches = [{"input_ids": torch.randint(0, 99, (4, 9))}]
     >>> student, plan = prune(teacher, batches, num_hidden_layers=2, hidden_size=24, num_attention_heads=3,
-    ...                       intermediate_size=40, show_progress=False)
+    ...                       intermediate_size=40, importance="activation", show_progress=False)
     >>> c = student.config
     >>> c.num_hidden_layers, c.hidden_size, c.num_attention_heads, c.head_size, c.intermediate_size, c.fit_size
     (2, 24, 3, 8, 40, 32)
