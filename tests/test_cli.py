@@ -59,7 +59,8 @@ def test_distill_runs_the_recipe_and_resumes_finished_steps(tmp_path, backbone):
         "--train_file", str(tmp_path / "train.csv"), "--validation_file", str(tmp_path / "dev.csv"),
         "--test_file", str(tmp_path / "test.csv"), "--text_column", "sentence", "--label_column", "sentiment",
         "--max_length", "16", "--teacher_epochs", "2", "--intermediate_epochs", "1", "--prediction_epochs", "2",
-        "--student_layers", "2", "--num_augmentations", "2", "--batch_size", "16", "--learning_rate", "1e-3",
+        "--student_init", "layer-subset", "--student_layers", "2",
+        "--num_augmentations", "2", "--batch_size", "16", "--learning_rate", "1e-3",
         "--teacher_learning_rate", "1e-3", "--speed_batch_size", "4", "--speed_seq_length", "16", "--baseline", "true",
     ]  # fmt: skip
     first = run(arguments)
@@ -131,7 +132,8 @@ def test_token_classification_and_evaluate(tmp_path, backbone):
         "--label_column", "tags", "--max_length", "16",
     ]  # fmt: skip
     run(["distill", "--teacher_backbone", str(backbone), "--output_dir", str(output), *common,
-         "--teacher_epochs", "1", "--intermediate_epochs", "1", "--prediction_epochs", "1", "--student_layers", "2",
+         "--teacher_epochs", "1", "--intermediate_epochs", "1", "--prediction_epochs", "1",
+         "--student_init", "layer-subset", "--student_layers", "2",
          "--baseline", "false", "--speed_batch_size", "2", "--speed_seq_length", "8"])  # fmt: skip
     results = json.loads((output / "results.json").read_text())
     assert set(results["models"]) == {"teacher", "student (distilled)"}
