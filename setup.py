@@ -9,7 +9,8 @@ from pathlib import Path
 
 from setuptools import find_packages, setup
 
-TEST_REQUIRES = ["pytest>=8", "hypothesis>=6.100"]
+ONNX_REQUIRES = ["onnx>=1.17", "onnxscript>=0.5", "onnxruntime>=1.20"]  # tinybert_hf.onnx_export
+TEST_REQUIRES = ["pytest>=8", "hypothesis>=6.100", *ONNX_REQUIRES]
 
 setup(
     name="tinybert-hf",
@@ -33,6 +34,7 @@ setup(
     ],
     entry_points={"console_scripts": ["tinybert-hf=tinybert_hf.cli:main"]},
     extras_require={
+        "onnx": ONNX_REQUIRES,
         "test": TEST_REQUIRES,
         "dev": [*TEST_REQUIRES, "ruff>=0.15"],
     },
