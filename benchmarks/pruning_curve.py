@@ -20,16 +20,15 @@ from pathlib import Path
 import torch
 from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
-from tinybert_hf.measure import compare_speed, timing_batch
-from tinybert_hf.pruning import calibration_batches, parameter_total, prune
+from tinybert_hf.measure import compare_speed, parameter_count, timing_batch
+from tinybert_hf.pruning import calibration_batches, prune
 from tinybert_hf.recipe import (
     RecipeArguments,
     distil_prediction_layer,
     evaluate_model,
     label_names,
     load_task_splits,
-    sort_by_length,
-    tokenize,
+    tokenize_splits,
 )
 from tinybert_hf.report import SPEED_TEXT
 
@@ -59,9 +58,7 @@ def main() -> None:
     tokenizer = AutoTokenizer.from_pretrained(options.student)
     data = load_task_splits(args)
     names = label_names(data, args)
-    tokenized = tokenize(data, tokenizer, args)
-    for split in ("validation", "test"):
-        tokenized[split] = sort_by_length(tokenized[split])
+    tokenized = tokenize_splits(data, tokenizer, args)
     student = AutoModelForSequenceClassification.from_pretrained(options.student).eval()
     teacher = AutoModelForSequenceClassification.from_pretrained(options.teacher).eval()
     batches = calibration_batches(tokenized["train"], args.calibration_samples, seed=args.seed)
@@ -74,7 +71,8 @@ def main() -> None:
             pruned, _ = prune(student, batches, head_ratio=ratio, ffn_ratio=ratio, importance=method)
             seconds = time.perf_counter() - start
             rows.append(measure(pruned.eval(), method, ratio, False, seconds, tokenized, tokenizer, names, args))
-            models[f"{method} {ratio}"] = pruned.eval()
+            if method == options.recovery_method:  # one model per share is enough for the speed comparison
+                models[ratio] = pruned.eval()
     for ratio in (float(r) for r in options.recovered_ratios.split(",")):
         pruned, _ = prune(student, batches, head_ratio=ratio, ffn_ratio=ratio, importance=options.recovery_method)
         start = time.perf_counter()
@@ -96,7 +94,7 @@ def main() -> None:
 
     # Speed of each share, against the unpruned student, side by side in one run (one model per share suffices).
     speed_models = {"0.0": student}
-    speed_models.update({str(r): models[f"{options.recovery_method} {r}"] for r in ratios if r > 0})
+    speed_models.update({str(r): models[r] for r in ratios if r > 0})
     batch = timing_batch(tokenizer, 32, 64, SPEED_TEXT)
     single = timing_batch(tokenizer, 1, 64, SPEED_TEXT)
     speed = compare_speed(speed_models, batch, single, repeats=5)
@@ -112,7 +110,7 @@ def measure(model, method, ratio, recovered, seconds, tokenized, tokenizer, name
         "method": method,
         "ratio": ratio,
         "recovered": recovered,
-        "parameters": parameter_total(model),
+        "parameters": parameter_count(model),
         "dev": evaluate_model(model, tokenized["validation"], tokenizer, names, args)["accuracy"],
         "test": evaluate_model(model, tokenized["test"], tokenizer, names, args)["accuracy"],
         "seconds": seconds,

@@ -24,7 +24,8 @@ from pathlib import Path
 from transformers import AutoTokenizer, set_seed
 from transformers.utils import logging
 
-from .pruning import calibration_batches, parameter_total, prune
+from .measure import parameter_count
+from .pruning import calibration_batches, prune
 from .recipe import (
     RecipeArguments,
     _done,
@@ -33,8 +34,7 @@ from .recipe import (
     label_names,
     load_task_splits,
     model_class,
-    sort_by_length,
-    tokenize,
+    tokenize_splits,
 )
 
 logger = logging.get_logger(__name__)
@@ -73,9 +73,7 @@ def prune_saved_model(prune_args: PruneArguments, args: RecipeArguments) -> dict
     tokenizer = AutoTokenizer.from_pretrained(prune_args.model)
     data = load_task_splits(args)
     names = label_names(data, args)
-    tokenized = tokenize(data, tokenizer, args)
-    for split in ("validation", "test"):
-        tokenized[split] = sort_by_length(tokenized[split])
+    tokenized = tokenize_splits(data, tokenizer, args)
     source = model_class(args).from_pretrained(prune_args.model).eval()
 
     start = time.perf_counter()
@@ -130,7 +128,7 @@ def prune_saved_model(prune_args: PruneArguments, args: RecipeArguments) -> dict
         models["recovered"] = recovered.eval()
     for name, model in models.items():
         record["models"][name] = {
-            "parameters": parameter_total(model),
+            "parameters": parameter_count(model),
             "dev": evaluate_model(model, tokenized["validation"], tokenizer, names, args),
             "test": evaluate_model(model, tokenized["test"], tokenizer, names, args),
         }

@@ -29,6 +29,7 @@ from transformers.utils import logging
 
 from .configuration_tinybert import TinyBertConfig, _divisors_near
 from .importance import IMPORTANCE_METHODS, Importance, compute_importance
+from .measure import parameter_count
 from .modeling_tinybert import TinyBertPreTrainedModel
 from .student_init import student_from_teacher_layers, uniform_layer_subset
 
@@ -342,7 +343,7 @@ def prune(
         plan = plan_for_ratios(importance, source.config, head_ratio, ffn_ratio, allocation)
     pruned = apply_plan(source, plan)
     logger.info(
-        f"Pruned by {importance.method} importance: {parameter_total(source):,} -> {parameter_total(pruned):,} "
+        f"Pruned by {importance.method} importance: {parameter_count(source):,} -> {parameter_count(pruned):,} "
         f"parameters; kept {plan.summary()}"
     )
     return pruned, plan
@@ -379,10 +380,6 @@ def calibration_batches(
                 batch[column] = torch.tensor([list(v) + [padding[column]] * (length - len(v)) for v in values])
         batches.append(batch)
     return batches
-
-
-def parameter_total(model: torch.nn.Module) -> int:
-    return sum(parameter.numel() for parameter in model.parameters())
 
 
 # ---- helpers -------------------------------------------------------------------------------------------------------

@@ -247,6 +247,15 @@ def tokenize(data: DatasetDict | Dataset, tokenizer, args: RecipeArguments):
     return data.map(encode, batched=True, remove_columns=sorted(set(remove)), desc="Tokenizing")
 
 
+def tokenize_splits(data: DatasetDict, tokenizer, args: RecipeArguments) -> DatasetDict:
+    """Every split tokenized; validation and test ordered by length (batches of similar lengths: less padding,
+    same metrics)."""
+    tokenized = tokenize(data, tokenizer, args)
+    for split in ("validation", "test"):
+        tokenized[split] = sort_by_length(tokenized[split])
+    return tokenized
+
+
 def sort_by_length(data: Dataset) -> Dataset:
     """Rows ordered by token count, so evaluation batches pad little (evaluation order changes no metric)."""
     lengths = [len(ids) for ids in data["input_ids"]]
@@ -530,7 +539,8 @@ def evaluate_model(model: PreTrainedModel, data: Dataset, tokenizer, names, args
 
 def evaluate_saved_model(model_path: str, args: RecipeArguments) -> dict[str, dict]:
     """Dev and test metrics of a saved model directory (or Hub id) on the recipe's data, with its own tokenizer."""
-    data, names, _ = prepare_data(args)
+    data = load_task_splits(args)
+    names = label_names(data, args)
     tokenizer = AutoTokenizer.from_pretrained(model_path)
     model = model_class(args).from_pretrained(model_path)
     tokenized = tokenize(data, tokenizer, args)
@@ -588,9 +598,7 @@ def run_recipe(args: RecipeArguments) -> dict:
 
     teacher_dir = args.teacher or str(finetune_teacher(data, names, tokenizer, args))
     teacher = model_class(args).from_pretrained(teacher_dir).eval()
-    tokenized = tokenize(data, tokenizer, args)
-    for split in ("validation", "test"):  # batches of similar lengths: less padding, same metrics
-        tokenized[split] = sort_by_length(tokenized[split])
+    tokenized = tokenize_splits(data, tokenizer, args)
 
     train_text = data["train"]
     augmentation = None
