@@ -11,6 +11,8 @@ import pytest
 import torch
 from transformers import AutoModelForSequenceClassification, AutoModelForTokenClassification, BertModel, pipeline
 
+from tinybert_hf.onnx_model import onnx_pipeline
+
 from .conftest import TINY_WORDS, tiny_bert_config
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -136,10 +138,17 @@ def test_token_classification_and_evaluate(tmp_path, backbone):
          "--student_init", "layer-subset", "--student_layers", "2",
          "--baseline", "false", "--speed_batch_size", "2", "--speed_seq_length", "8"])  # fmt: skip
     results = json.loads((output / "results.json").read_text())
-    assert set(results["models"]) == {"teacher", "student (distilled)"}
+    assert set(results["models"]) == {"teacher", "student (distilled)", "student (int8 ONNX)"}
     assert "f1" in results["models"]["student (distilled)"]["test"]
-    model = AutoModelForTokenClassification.from_pretrained(output / "student")
+    model = AutoModelForTokenClassification.from_pretrained(output / "student").eval()
     assert model.config.id2label == {0: "B-city", 1: "O"}
+    int8 = results["models"]["student (int8 ONNX)"]
+    assert int8["parameters"] == results["models"]["student (distilled)"]["parameters"] and "f1" in int8["test"]
+    # the int8 tagger serves through a transformers pipeline, one tag per token as the PyTorch student gives
+    tagger = onnx_pipeline(output / "student-int8")
+    tagged = tagger("paris good york film", ignore_labels=[])
+    assert {entry["entity"] for entry in tagged} <= {"B-city", "O"}
+    assert [entry["word"] for entry in tagged] == ["paris", "good", "york", "film"]
 
     evaluated = run(["evaluate", "--model", str(output / "student"), *common])
     scores = json.loads(evaluated.stdout[evaluated.stdout.index("{") :])

@@ -1,20 +1,14 @@
 """ONNX export: dynamic axes, pruned (non-uniform) shapes, outputs equal to PyTorch in ONNX Runtime."""
 
-import os
-
+import onnxruntime  # a dependency of the package: missing is a failure
 import pytest
 import torch
 
 from tinybert_hf import TinyBertForSequenceClassification, TinyBertForTokenClassification
+from tinybert_hf.onnx_export import export_onnx
 from tinybert_hf.pruning import PruningPlan, apply_plan
 
 from .conftest import random_batch, tiny_config
-
-if os.environ.get("CI"):  # CI installs the [test] extra, which includes the ONNX packages: missing is a failure
-    import onnxruntime
-else:
-    onnxruntime = pytest.importorskip("onnxruntime")
-from tinybert_hf.onnx_export import export_onnx  # noqa: E402
 
 
 @pytest.mark.parametrize("model_class", [TinyBertForSequenceClassification, TinyBertForTokenClassification])

@@ -8,6 +8,9 @@ tinybert-hf general-distill    task-agnostic student from a pretrained encoder o
 tinybert-hf task-distill       two-stage distillation from a fine-tuned --teacher
 tinybert-hf evaluate           dev and test metrics of a saved model directory
 tinybert-hf prune              structured pruning of a saved student, then optional recovery distillation
+tinybert-hf sparsify           unstructured magnitude pruning of a saved student, sparsity and metrics reported
+tinybert-hf export             a saved student as an fp32 ONNX model directory (dynamic batch and sequence axes)
+tinybert-hf quantize           a saved student as an int8 ONNX model directory for CPU inference (<model>-int8)
 ```
 
 Every subcommand takes `--help`; options are the fields of [`RecipeArguments`] (and of
@@ -24,12 +27,32 @@ from pathlib import Path
 
 from transformers import HfArgumentParser
 
-COMMANDS = ("distill", "finetune-teacher", "augment", "general-distill", "task-distill", "evaluate", "prune")
+COMMANDS = (
+    "distill",
+    "finetune-teacher",
+    "augment",
+    "general-distill",
+    "task-distill",
+    "evaluate",
+    "prune",
+    "sparsify",
+    "export",
+    "quantize",
+)
 
 
 @dataclass
 class EvaluateArguments:
     model: str = field(metadata={"help": "Saved model directory or Hub id to evaluate."})
+
+
+@dataclass
+class ExportArguments:
+    model: str = field(metadata={"help": "Saved student directory to export (read only)."})
+    output_dir: str | None = field(
+        default=None, metadata={"help": "Where the ONNX model goes (default: <model>-onnx)."}
+    )
+    opset_version: int = field(default=18, metadata={"help": "ONNX opset of the graph."})
 
 
 def _recipe(argv: list[str]):
@@ -91,6 +114,37 @@ def main(argv: list[str] | None = None) -> int:
             print(f"{name:>10}: {entry['parameters'] / 1e6:.2f}M parameters, test score {100 * score:.1f}")
         print(
             f"saved to {Path(arguments.output_dir) / 'pruned'}" + (" and recovered/" if "recovery" in record else "")
+        )
+    elif command == "sparsify":
+        from .compress import SparsifyArguments, sparsify_saved_model
+
+        parser = HfArgumentParser((SparsifyArguments, recipe.RecipeArguments))
+        sparsify_arguments, arguments = parser.parse_args_into_dataclasses(args=rest)
+        record = sparsify_saved_model(sparsify_arguments, arguments)
+        for name, entry in record["models"].items():
+            print(
+                f"{name:>7}: {100 * entry['linear_sparsity']:.1f}% of linear weights zero "
+                f"({100 * entry['overall_sparsity']:.1f}% of all), test score {100 * entry['test']['score']:.1f}, "
+                f"{entry['size_mb']} MB on disk, {entry['compressed_mb']} MB compressed"
+            )
+        print(f"saved to {Path(arguments.output_dir) / 'sparse'}; {record['note']}")
+    elif command == "export":
+        from .onnx_export import export_saved_model
+
+        (export_arguments,) = HfArgumentParser(ExportArguments).parse_args_into_dataclasses(args=rest)
+        model = Path(export_arguments.model)
+        output_dir = export_arguments.output_dir or model.with_name(model.name + "-onnx")
+        print(f"ONNX model saved to {export_saved_model(model, output_dir, export_arguments.opset_version)}")
+    elif command == "quantize":
+        from .quantization import QuantizeArguments, quantize_saved_model
+
+        (quantize_arguments,) = HfArgumentParser(QuantizeArguments).parse_args_into_dataclasses(args=rest)
+        record = quantize_saved_model(quantize_arguments)
+        sizes = record["size_mb"]
+        print(
+            f"int8 model saved to {record['output_dir']}: {sizes['int8_onnx']} MB "
+            f"({sizes['fp32_onnx']} MB fp32 ONNX), largest logit change on the check batches "
+            f"{record['max_logit_change_on_check_batches']}"
         )
     return 0
 

@@ -44,6 +44,8 @@ from .augmentation import AugmentationConfig, TinyBertAugmenter, load_word_vecto
 from .configuration_tinybert import TinyBertConfig
 from .data import load_task_dataset
 from .embedded import packaged_teacher_path
+from .fake_quant import add_fake_quantization, remove_fake_quantization
+from .measure import parameter_count
 from .metrics import accuracy_and_f1, entity_f1
 from .modeling_tinybert import TinyBertForSequenceClassification, TinyBertForTokenClassification
 from .pruning import calibration_batches, prune
@@ -155,6 +157,26 @@ class RecipeArguments:
         default=False,
         metadata={"help": "Also fine-tune the same student on hard labels only, for comparison (about 1.5 min more)."},
     )
+    l1_penalty: float = field(
+        default=0.0, metadata={"help": "L1 penalty on the student's linear weights in both stages (see sparsify)."}
+    )
+    l2_penalty: float = field(default=0.0, metadata={"help": "L2 penalty on the same weights in both stages."})
+    # deployment
+    quantization_aware: bool = field(
+        default=False,
+        metadata={
+            "help": "Run stage 2 with fake-quantized linear layers and embeddings (ONNX Runtime's int8 scheme), so "
+            "the int8 student loses less than post-training quantization alone."
+        },
+    )
+    int8: bool = field(
+        default=True,
+        metadata={"help": "Write the int8 ONNX student next to the student (student-int8/) and add its report row."},
+    )
+    int8_per_channel: bool = field(default=False, metadata={"help": "int8 weight scales per output channel."})
+    int8_reduce_range: bool = field(
+        default=False, metadata={"help": "7-bit int8 weights (no int16 saturation on CPUs without VNNI)."}
+    )
     seed: int = field(default=0, metadata={"help": "Seed of data splits, augmentation and training."})
     speed_batch_size: int = field(default=32, metadata={"help": "Batch size of the throughput measurement."})
     speed_seq_length: int = field(default=64, metadata={"help": "Sequence length of the speed measurement."})
@@ -211,6 +233,20 @@ def _training_arguments(cls, output_dir: Path, args: RecipeArguments, epochs: fl
         report_to="none",
         seed=args.seed,
         save_only_model=True,
+        **extra,
+    )
+
+
+def _distillation_arguments(output_dir: Path, args: RecipeArguments, epochs: float, **extra):
+    """Training arguments of a distillation stage: the recipe's, plus its weight penalties."""
+    return _training_arguments(
+        DistillationTrainingArguments,
+        output_dir,
+        args,
+        epochs,
+        args.learning_rate,
+        l1_penalty=args.l1_penalty,
+        l2_penalty=args.l2_penalty,
         **extra,
     )
 
@@ -433,12 +469,10 @@ def distil(
             trainer = DistillationTrainer(
                 model=student,
                 teacher_model=teacher,
-                args=_training_arguments(
-                    DistillationTrainingArguments,
+                args=_distillation_arguments(
                     stage_one,
                     args,
                     args.intermediate_epochs,
-                    args.learning_rate,
                     stage="intermediate",
                     layer_mapping=",".join(map(str, teacher_layers)) if teacher_layers else "uniform",
                     eval_strategy="no",
@@ -455,7 +489,16 @@ def distil(
         record["intermediate_seconds"] = _done(stage_one)["seconds"]
 
     student = distil_prediction_layer(
-        teacher, student, train, validation, tokenizer, names, args, output_dir / "student", args.prediction_epochs
+        teacher,
+        student,
+        train,
+        validation,
+        tokenizer,
+        names,
+        args,
+        output_dir / "student",
+        args.prediction_epochs,
+        quantization_aware=args.quantization_aware,
     )
     record["prediction_seconds"] = _done(output_dir / "student")["seconds"]
     return student, record
@@ -471,25 +514,23 @@ def distil_prediction_layer(
     args: RecipeArguments,
     directory: Path,
     epochs: float,
+    quantization_aware: bool = False,
 ) -> PreTrainedModel:
     """TinyBERT's stage 2 (and the recovery after pruning): the student learns the teacher's cached soft labels;
-    the epoch that scores best on the dev split is saved to `directory` (reused when already finished)."""
+    the epoch that scores best on the dev split is saved to `directory` (reused when already finished).
+
+    With `quantization_aware`, the student trains (and is scored on dev) through fake-quantized linear layers and
+    embeddings matching `args.int8_per_channel` / `args.int8_reduce_range`; the saved weights are plain fp32."""
     if not _done(directory):
         start = time.perf_counter()
         cached = add_teacher_logits(train, teacher, batch_size=128)
         validation = add_teacher_logits(validation, teacher, batch_size=128)  # every epoch's dev loss for free
+        if quantization_aware:
+            add_fake_quantization(student, per_channel=args.int8_per_channel, reduce_range=args.int8_reduce_range)
         trainer = DistillationTrainer(
             model=student,
             teacher_model=teacher,
-            args=_training_arguments(
-                DistillationTrainingArguments,
-                directory,
-                args,
-                epochs,
-                args.learning_rate,
-                stage="prediction",
-                temperature=args.temperature,
-            ),
+            args=_distillation_arguments(directory, args, epochs, stage="prediction", temperature=args.temperature),
             train_dataset=cached,
             eval_dataset=validation,
             data_collator=_collator(tokenizer, args),
@@ -497,8 +538,10 @@ def distil_prediction_layer(
             compute_metrics=metric_function(names, args),
         )
         trainer.train()
+        dev = trainer.evaluate()  # the best epoch, as it trained (fake-quantized with quantization_aware)
+        remove_fake_quantization(trainer.model)
         _save(trainer, directory)
-        _mark_done(directory, {"seconds": time.perf_counter() - start, "dev": trainer.evaluate()})
+        _mark_done(directory, {"seconds": time.perf_counter() - start, "dev": dev})
     return type(student).from_pretrained(directory)
 
 
@@ -581,6 +624,28 @@ def load_embedding_source(args: RecipeArguments) -> PreTrainedModel:
     return AutoModel.from_pretrained(args.teacher or args.teacher_backbone or str(packaged_teacher_path()))
 
 
+def quantize_student(student_dir: Path, args: RecipeArguments) -> tuple[PreTrainedModel, Path]:
+    """The int8 ONNX student beside `student_dir` (`<student_dir>-int8`, reused when already written), loaded for
+    evaluation and timing with as many ONNX Runtime threads as torch uses."""
+    import torch
+
+    from .onnx_model import OnnxModelForSequenceClassification, OnnxModelForTokenClassification
+    from .quantization import QuantizeArguments, default_int8_directory, quantize_saved_model
+
+    int8_dir = default_int8_directory(student_dir)
+    if not (int8_dir / "quantization.json").is_file():
+        quantize_saved_model(
+            QuantizeArguments(
+                model=str(student_dir),
+                output_dir=str(int8_dir),
+                per_channel=args.int8_per_channel,
+                reduce_range=args.int8_reduce_range,
+            )
+        )
+    onnx_class = OnnxModelForTokenClassification if args.task == TOKEN_TASK else OnnxModelForSequenceClassification
+    return onnx_class.from_pretrained(int8_dir, threads=torch.get_num_threads()), int8_dir
+
+
 def run_recipe(args: RecipeArguments) -> dict:
     r"""
     Run every step and write `results.json`, `results.png` and the student directory under `args.output_dir`.
@@ -591,6 +656,10 @@ def run_recipe(args: RecipeArguments) -> dict:
     from .report import measure_and_report  # matplotlib only when a report is made
 
     started = time.perf_counter()
+    if args.int8:  # fail now, not after the training
+        from .onnx_export import _require_onnx
+
+        _require_onnx()
     output_dir = Path(args.output_dir)
     output_dir.mkdir(parents=True, exist_ok=True)
     set_seed(args.seed)
@@ -632,6 +701,9 @@ def run_recipe(args: RecipeArguments) -> dict:
             initial_student, tokenized["train"], tokenized["validation"], tokenizer, names, args
         )
         models["student (fine-tuned, no teacher)"] = (baseline, output_dir / "baseline")
+    if args.int8:
+        int8_model, int8_dir = quantize_student(output_dir / "student", args)
+        models["student (int8 ONNX)"] = (int8_model, int8_dir)
 
     results = {
         "settings": asdict(args),
@@ -650,6 +722,9 @@ def run_recipe(args: RecipeArguments) -> dict:
             "directory": str(directory),
             "shape": f"{model.config.num_hidden_layers}x{model.config.hidden_size}",
         }
+    if args.int8:  # the ONNX model holds the student's weights, not torch parameters
+        results["models"]["student (int8 ONNX)"]["parameters"] = parameter_count(distilled)
+        results["quantization"] = json.loads((int8_dir / "quantization.json").read_text())
     measure_and_report(results, {name: model for name, (model, _) in models.items()}, tokenizer, args)
     results["wall_seconds"] = time.perf_counter() - started
     (output_dir / "results.json").write_text(json.dumps(results, indent=2, default=str))

@@ -19,7 +19,7 @@ def measure_and_report(results: dict, models: dict[str, torch.nn.Module], tokeni
     reference = speed["teacher"]["throughput"]
     for name, model in models.items():
         entry = results["models"][name]
-        entry["parameters"] = parameter_count(model)
+        entry.setdefault("parameters", parameter_count(model))
         entry["size_mb"] = round(size_on_disk_mb(entry["directory"]), 1)
         entry["throughput"] = round(speed[name]["throughput"], 1)
         entry["latency_ms"] = round(speed[name]["latency_ms"], 2)
@@ -28,7 +28,7 @@ def measure_and_report(results: dict, models: dict[str, torch.nn.Module], tokeni
         "threads": torch.get_num_threads(),
         "batch_size": args.speed_batch_size,
         "seq_length": args.speed_seq_length,
-        "dtype": "fp32",
+        "dtype": "fp32 (int8 where named)",
         "device": "cpu",
     }
     print(format_table(results))
@@ -47,7 +47,8 @@ def format_table(results: dict) -> str:
     setup = results["speed_setup"]
     lines = [
         f"Test split ({results['splits']['test']} rows); speed: CPU, {setup['threads']} threads, "
-        f"batch {setup['batch_size']} x seq {setup['seq_length']} ({'throughput'}), batch 1 (latency), fp32",
+        f"batch {setup['batch_size']} x seq {setup['seq_length']} (throughput), batch 1 (latency), "
+        f"{setup['dtype']}",
         f"{'model':<34}{'shape':>7}{first:>10}{second:>8}{'% teacher':>11}{'params':>9}{'disk MB':>9}"
         f"{'ms/seq':>8}{'seq/s':>8}{'speedup':>9}",
     ]

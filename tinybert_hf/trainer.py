@@ -110,6 +110,16 @@ class DistillationTrainingArguments(TrainingArguments):
         default="soft_ce",
         metadata={"help": "'soft_ce' (TinyBERT's soft cross-entropy) or 'kl' (T^2-scaled KL); MSE for regression."},
     )
+    l1_penalty: float = field(
+        default=0.0,
+        metadata={
+            "help": "Coefficient of sum(|w|) over the student's linear weights (not fit_dense), added once per "
+            "optimizer step: drives weights to zero before magnitude pruning for sparse runtimes."
+        },
+    )
+    l2_penalty: float = field(
+        default=0.0, metadata={"help": "Coefficient of sum(w^2) over the same weights (a coupled L2 penalty)."}
+    )
 
     def __post_init__(self):
         super().__post_init__()
@@ -123,6 +133,8 @@ class DistillationTrainingArguments(TrainingArguments):
             raise ValueError(f"`relation_heads` must be at least 1, got {self.relation_heads}.")
         if self.prediction_loss not in ("soft_ce", "kl"):
             raise ValueError(f"`prediction_loss` must be 'soft_ce' or 'kl', got {self.prediction_loss!r}.")
+        if self.l1_penalty < 0 or self.l2_penalty < 0:
+            raise ValueError(f"Weight penalties must be non-negative, got l1={self.l1_penalty}, l2={self.l2_penalty}.")
         weights = self.loss_weights()
         negative = {part: weight for part, weight in weights.items() if weight < 0}
         if negative:
@@ -381,6 +393,13 @@ class DistillationTrainer(Trainer):
             self._loss_part_sums[split][name] += value.detach().float()
         if split == "train" and self._window_units is not None:
             loss = loss * self.accelerator.num_processes
+        if split == "train" and (self.args.l1_penalty or self.args.l2_penalty):
+            # after the process scaling: DDP's gradient average then counts it once; each micro-batch of the
+            # accumulation window adds its share, so one optimizer step sees the penalty once
+            penalty = weight_penalty(model, self.args.l1_penalty, self.args.l2_penalty)
+            share = 1.0 / self.args.gradient_accumulation_steps
+            loss = loss + share * penalty
+            self._loss_part_sums["train"]["weight_penalty"] += share * penalty.detach().float() / self.args.world_size
         if not return_outputs:
             return loss
         # Only the logits go to evaluation: Trainer would otherwise gather every hidden state and score tensor.
@@ -546,6 +565,19 @@ class DistillationTrainer(Trainer):
         else:
             self._eval_batches = 0
         super().log(logs, start_time)
+
+
+def weight_penalty(model: torch.nn.Module, l1: float, l2: float) -> torch.Tensor:
+    """`l1 * sum|w| + l2 * sum w^2` over the weights of the model's `nn.Linear` layers, except the `fit_dense`
+    projection that only serves distillation (biases, LayerNorms and embeddings are not penalised)."""
+    total = 0.0
+    for name, module in model.named_modules():
+        if isinstance(module, torch.nn.Linear) and "fit_dense" not in name:
+            if l1:
+                total = total + l1 * module.weight.abs().sum()
+            if l2:
+                total = total + l2 * module.weight.square().sum()
+    return torch.as_tensor(total)
 
 
 def _attention_width(config, layer: int) -> int:
