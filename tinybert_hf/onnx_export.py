@@ -81,7 +81,7 @@ def export_onnx(model: PreTrainedModel, path: str | Path, opset_version: int = 1
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     model = _eager_copy(model)  # the caller's model keeps its attention implementation and training mode
-    wrapper = _LogitsOnly(model)
+    wrapper = _LogitsOnly(model).eval()
     example = _check_inputs(model.config.vocab_size, ((2, 16),))[0]
     axes = {name: {0: torch.export.Dim("batch"), 1: torch.export.Dim("sequence")} for name in INPUT_NAMES}
     output_name = "logits" if hasattr(model, "classifier") or hasattr(model, "cls") else "last_hidden_state"

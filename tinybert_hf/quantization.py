@@ -139,7 +139,20 @@ def quantize_onnx(
             # fused ops (com.microsoft domain) have no ONNX type inference: their outputs are fp32
             extra_options={"DefaultTensorType": TensorProto.FLOAT},
         )
+    _strip_export_metadata(Path(int8_path))
     return Path(int8_path)
+
+
+def _strip_export_metadata(path: Path) -> None:
+    """Drop the exporter's per-node stack traces and doc strings: a deployment graph does not need them (for a tiny
+    model they outweigh the int8 weights)."""
+    import onnx
+
+    graph = onnx.load(str(path))
+    for node in graph.graph.node:
+        del node.metadata_props[:]
+        node.doc_string = ""
+    onnx.save(graph, str(path))
 
 
 @contextlib.contextmanager
