@@ -139,8 +139,9 @@ def test_weight_penalty_closed_form_and_its_update(tmp_path):
     weights = [
         parameter
         for name, parameter in student.named_parameters()
-        if name.endswith(".weight") and parameter.dim() == 2 and "embeddings" not in name and "fit_dense" not in name
+        if name.endswith(".weight") and parameter.dim() == 2 and ".encoder.layer." in name
     ]
+    assert len(weights) == 6 * student.config.num_hidden_layers  # q, k, v, attention output, FFN in and out
     expected = sum(0.01 * w.abs().sum() + 0.1 * w.square().sum() for w in weights)
     torch.testing.assert_close(weight_penalty(student, 0.01, 0.1), expected)
 
@@ -166,6 +167,8 @@ def test_magnitude_pruning_zeroes_the_smallest_weights_of_a_copy(scope):
     for name, tensor in model.state_dict().items():
         assert torch.equal(tensor, before[name]), name  # the source is not modified
     assert set(sparse.state_dict()) == set(before)  # no pruning masks or hooks left behind
+    for name in ("classifier.weight", "bert.pooler.dense.weight", "bert.embeddings.word_embeddings.weight"):
+        assert torch.equal(sparse.state_dict()[name], before[name]), name  # head, pooler, embeddings stay dense
     linears = prunable_linears(sparse)
     total = sum(module.weight.numel() for _, module in linears)
     zeros = sum(int((module.weight == 0).sum()) for _, module in linears)

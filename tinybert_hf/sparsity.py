@@ -1,4 +1,4 @@
-"""Unstructured magnitude (L1) pruning of a student's linear weights, for runtimes that exploit sparse weights.
+"""Unstructured magnitude (L1) pruning of a student's layer weights, for runtimes that exploit sparse weights.
 
 Zeroing the smallest weights keeps every tensor's shape: dense CPU kernels (PyTorch, ONNX Runtime) do exactly the
 same work, and safetensors stores the zeros, so neither speed nor size on disk improve here. [`sparsity_report`]
@@ -21,11 +21,16 @@ from torch.nn.utils import prune as torch_prune
 
 
 def prunable_linears(model: nn.Module) -> list[tuple[str, nn.Linear]]:
-    """The `nn.Linear` layers whose weights are pruned: every one except the distillation-only `fit_dense`."""
+    """The `nn.Linear` layers of the transformer layers (attention and FFN), where nearly all weights are.
+
+    The pooler and task head are left dense: they are tiny, and their weights sit on another scale, so one global
+    threshold would empty them (measured on the main-job student: 50% global sparsity zeroed 100% of the pooler and
+    88% of the classifier, and test accuracy fell from 83.5 to 61.5). `fit_dense` only serves distillation.
+    """
     return [
         (name, module)
         for name, module in model.named_modules()
-        if isinstance(module, nn.Linear) and "fit_dense" not in name
+        if isinstance(module, nn.Linear) and ".layer." in f".{name}" and "fit_dense" not in name
     ]
 
 

@@ -113,8 +113,8 @@ class DistillationTrainingArguments(TrainingArguments):
     l1_penalty: float = field(
         default=0.0,
         metadata={
-            "help": "Coefficient of sum(|w|) over the student's linear weights (not fit_dense), added once per "
-            "optimizer step: drives weights to zero before magnitude pruning for sparse runtimes."
+            "help": "Coefficient of sum(|w|) over the attention and FFN weights of the student's layers, added once "
+            "per optimizer step: drives weights to zero before magnitude pruning for sparse runtimes."
         },
     )
     l2_penalty: float = field(
@@ -568,15 +568,16 @@ class DistillationTrainer(Trainer):
 
 
 def weight_penalty(model: torch.nn.Module, l1: float, l2: float) -> torch.Tensor:
-    """`l1 * sum|w| + l2 * sum w^2` over the weights of the model's `nn.Linear` layers, except the `fit_dense`
-    projection that only serves distillation (biases, LayerNorms and embeddings are not penalised)."""
+    """`l1 * sum|w| + l2 * sum w^2` over the weights magnitude pruning cuts (`sparsity.prunable_linears`: the
+    attention and FFN linears of every layer; not biases, LayerNorms, embeddings, pooler, head or `fit_dense`)."""
+    from .sparsity import prunable_linears
+
     total = 0.0
-    for name, module in model.named_modules():
-        if isinstance(module, torch.nn.Linear) and "fit_dense" not in name:
-            if l1:
-                total = total + l1 * module.weight.abs().sum()
-            if l2:
-                total = total + l2 * module.weight.square().sum()
+    for _, module in prunable_linears(model):
+        if l1:
+            total = total + l1 * module.weight.abs().sum()
+        if l2:
+            total = total + l2 * module.weight.square().sum()
     return torch.as_tensor(total)
 
 
