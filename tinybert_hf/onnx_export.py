@@ -3,8 +3,8 @@
 Uses torch's own exporter (`torch.onnx.export(..., dynamo=True)`, which needs `onnx` and `onnxscript`); the graph
 is checked against PyTorch with ONNX Runtime on inputs of several batch sizes and lengths before it is kept.
 Attention is exported in its eager form (matmul, softmax, matmul) whatever the model runs with: that is the
-pattern ONNX Runtime's graph optimizer and int8 quantizer know (measured: int8 1.85x the PyTorch student against
-1.37x for the graph of `sdpa` attention).
+pattern ONNX Runtime's graph optimizer and int8 quantizer know (int8, batch 32, one run: graph of `sdpa` attention
+195 seq/s, of eager attention 226, eager and fused 262).
 
 A saved model directory exports to a directory that [`OnnxModelForSequenceClassification`] and
 [`OnnxModelForTokenClassification`] load:

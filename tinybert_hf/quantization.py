@@ -1,17 +1,15 @@
 """int8 students for CPU inference: ONNX export, ONNX Runtime graph fusion, then dynamic int8 quantization.
 
-Chosen by measurement (`benchmarks/quantization.py`, TinyBERT4 4 x 312 student, 2 threads, sequence 64):
+Chosen by measurement (`benchmarks/quantization.py`, the main-job TinyBERT4 student, 2 threads, sequence 64; the
+README has the table): ONNX Runtime's dynamic int8 ran 1.4-1.5x the PyTorch fp32 student at batch 32 and 1.9-2.3x
+at batch 1, within 0.4 test points, at 25% of the size; torchao's int8 configurations ran 0.05x (dynamic
+activations, no fast CPU kernel here) and 0.97x (weight-only, compiled), and torch.ao's `quantize_dynamic` is
+deprecated (1.29x, embeddings left fp32).
 
-| path                                               | batch 32 vs PyTorch fp32 | batch 1 | size     |
-|----------------------------------------------------|--------------------------|---------|----------|
-| torch.ao `quantize_dynamic` (deprecated, reference) | 1.29x                    |         | 42 MB    |
-| torchao int8 dynamic activation + int8 weight      | 0.05x (no fast CPU kernel here) | 0.08x |   |
-| torchao int8 weight-only, torch.compile            | 1.16x                    | 0.85x   |          |
-| ONNX Runtime dynamic int8, fused graph             | 1.85x                    | 2.43x   | 14.7 MB  |
-
-ONNX Runtime's `quantize_dynamic` stores the weights of every MatMul/Gemm and of the embedding tables (Gather) as
-int8 (symmetric, per tensor unless `per_channel`) and quantizes activations to uint8 at run time from each batch's
-range, so it needs no calibration data. Before quantizing, ONNX Runtime's BERT optimizer fuses bias + GELU and
+ONNX Runtime's `quantize_dynamic` stores the weights of every MatMul/Gemm as int8 (symmetric, per tensor unless
+`per_channel`) and the embedding tables (Gather) as uint8 (one scale per table), and quantizes activations to uint8
+at run time from each batch's range, so it needs no calibration data (static calibrated int8 measured slower here:
+277 against 305 seq/s, the same accuracy). Before quantizing, ONNX Runtime's BERT optimizer fuses bias + GELU and
 residual + LayerNorm, which the int8 graph then runs as single kernels.
 
 [`quantize_saved_model`] writes, next to the student (`<student>-int8` by default):
