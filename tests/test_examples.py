@@ -8,9 +8,9 @@ from pathlib import Path
 import torch
 from transformers import BertModel
 
-from tinybert_hf import TinyBertModel
+from tinybert_hf import TinyBertForSequenceClassification, TinyBertModel
 
-from .conftest import TINY_WORDS, tiny_bert_config
+from .conftest import TINY_WORDS, tiny_bert_config, tiny_config
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
 
@@ -114,3 +114,24 @@ def test_general_distillation_example_streams_a_corpus(tmp_path, tiny_tokenizer)
     student = TinyBertModel.from_pretrained(tmp_path / "general")
     assert (student.config.num_hidden_layers, student.config.hidden_size, student.config.fit_size) == (2, 24, 32)
     assert "loss_attention" in result.stdout + result.stderr
+
+
+def test_deploy_int8_example(tmp_path, tiny_tokenizer):
+    """Quantizes a saved student next to itself, serves it through a pipeline and compares it with fp32."""
+    torch.manual_seed(0)
+    config = tiny_config(num_labels=2, hidden_size=64, intermediate_size=128, id2label={0: "bad", 1: "good"})
+    student_dir = tmp_path / "student"
+    TinyBertForSequenceClassification(config).save_pretrained(student_dir)
+    tiny_tokenizer.save_pretrained(student_dir)
+    result = subprocess.run(
+        [sys.executable, str(EXAMPLES / "deploy_int8.py"), "--student", str(student_dir), "--texts", "good film",
+         "dull plot", "a great cast"],
+        env={**os.environ, "HF_HUB_OFFLINE": "1"}, capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert (tmp_path / "student-int8" / "model.onnx").is_file()
+    labels = [
+        line.split()[0] for line in result.stdout.splitlines() if line.endswith(("good film", "dull plot", "cast"))
+    ]
+    assert len(labels) == 3 and set(labels) <= {"bad", "good"}
+    assert "predictions agree on" in result.stdout
