@@ -7,10 +7,12 @@ From a finished recipe run (`tinybert-hf distill`, whose `results.json`, `teache
 2. reruns stage 2 from the same stage-1 student with the same data, seed and epochs, but fake-quantized
    (quantization-aware distillation, `--quantization_aware`), then quantizes that student the same way;
 3. evaluates every model on the dev and test splits;
-4. times, side by side in one process, round by round (these machines are noisy): the PyTorch fp32 student, its
+4. checks the fp32 ONNX graphs (as exported, and fused) against PyTorch on every test sentence, batched by 1, 8
+   and 64 rows of similar length;
+5. times, side by side in one process, round by round (these machines are noisy): the PyTorch fp32 student, its
    fp32 ONNX graph (fused), and the int8 graph, at batch 1 and batch 32, sequence 64, 2 threads; and, when torchao
    is installed, its int8 configurations on the same student (the alternative the int8 path was chosen against);
-5. zeroes 30/50/70% of the student's linear weights by magnitude (unstructured) and reports accuracy, speed and
+6. zeroes 30/50/70% of the student's linear weights by magnitude (unstructured) and reports accuracy, speed and
    size, to show what sparsity does and does not buy on a dense CPU runtime.
 
 Writes `benchmarks/results/quantization.{json,md}`.
@@ -123,6 +125,14 @@ def main() -> None:
             qat_int8_dir,
         ),
     }
+    # ONNX fp32 against PyTorch on real test sentences, batched at several sizes (rows sorted by length)
+    unfused_dir = export_saved_model(student_dir, output_dir / "student-onnx-unfused")
+    unfused = OnnxModelForSequenceClassification.from_pretrained(unfused_dir, threads=THREADS)
+    parity = {
+        "ONNX fp32 (as exported)": fp32_parity(student, unfused, tokenized["test"], tokenizer),
+        "ONNX fp32 (fused)": fp32_parity(student, models["ONNX fp32 (fused)"][0], tokenized["test"], tokenizer),
+    }
+
     rows = {}
     for name, (model, directory) in models.items():
         rows[name] = {
@@ -175,6 +185,7 @@ def main() -> None:
         "qat_stage2_seconds": qat_seconds,
         "prediction_epochs": args.prediction_epochs,
         "models": rows,
+        "fp32_parity_on_test": parity,
         "sparsity": {"dense": {k: dense_report[k] for k in ("dense_mb", "compressed_mb")}, "rows": sparse_rows},
         "versions": {
             "torch": torch.__version__,
@@ -182,6 +193,24 @@ def main() -> None:
         },
     }
     write(summary)
+
+
+def fp32_parity(student, onnx_model, test, tokenizer) -> dict:
+    """Largest |ONNX - PyTorch| logit difference over the whole test split, per batch size."""
+    columns = ("input_ids", "attention_mask", "token_type_ids")
+    result = {}
+    for batch_size in (1, 8, 64):
+        largest = 0.0
+        for start in range(0, test.num_rows, batch_size):
+            rows = test[start : start + batch_size]
+            batch = tokenizer.pad({name: rows[name] for name in columns}, return_tensors="pt")
+            with torch.inference_mode():
+                difference = (student(**batch).logits - onnx_model(**batch).logits).abs().max()
+            largest = max(largest, float(difference))
+        result[f"batch {batch_size}"] = largest
+    lengths = [len(ids) for ids in test["input_ids"]]
+    result["tokens per row"] = f"{min(lengths)}-{max(lengths)}"
+    return result
 
 
 def torchao_models(student) -> dict:
@@ -241,6 +270,14 @@ def write(summary: dict) -> None:
         lines.append(
             f"| {row['linear_sparsity']:.0%} | {row['overall_sparsity']:.0%} | {100 * row['test']:.1f} | "
             f"{row['speedup_b32']:.2f}x | {row['compressed_mb']} |"
+        )
+    lines += ["", "ONNX fp32 against PyTorch on the whole test split, largest logit difference:", ""]
+    for name, values in summary["fp32_parity_on_test"].items():
+        lines.append(
+            f"- {name}: "
+            + ", ".join(
+                f"{key} {value:.1e}" if isinstance(value, float) else f"{key} {value}" for key, value in values.items()
+            )
         )
     RESULTS.with_suffix(".md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))

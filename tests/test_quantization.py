@@ -262,3 +262,21 @@ def test_export_and_quantize_commands(tmp_path, tiny_tokenizer):
     failed = subprocess.run([*command, "quantize", "--model", str(tmp_path / "missing")], capture_output=True,
                             text=True, env=environment, timeout=300)  # fmt: skip
     assert failed.returncode != 0 and "No model directory" in failed.stderr
+
+
+def test_quantization_aware_stage_two_saves_a_plain_student(tmp_path, tiny_tokenizer):
+    from tinybert_hf.recipe import RecipeArguments, distil_prediction_layer
+
+    from .test_trainer import dataset
+
+    teacher, student = teacher_and_student()
+    args = RecipeArguments(output_dir=str(tmp_path), batch_size=16, int8=False)
+    trained = distil_prediction_layer(
+        teacher, student, dataset(rows=32), dataset(rows=16), tiny_tokenizer, ["a", "b"], args, tmp_path / "student",
+        epochs=1, quantization_aware=True,
+    )  # fmt: skip
+    assert not has_fake_quantization(student) and not has_fake_quantization(trained)
+    record = json.loads((tmp_path / "student" / "stage_done.json").read_text())
+    assert "eval_score" in record["dev"]  # scored as it trained: through the int8 rounding
+    for name, tensor in trained.state_dict().items():
+        torch.testing.assert_close(tensor, student.state_dict()[name], rtol=0, atol=0, msg=name)

@@ -158,7 +158,7 @@ class RecipeArguments:
         metadata={"help": "Also fine-tune the same student on hard labels only, for comparison (about 1.5 min more)."},
     )
     l1_penalty: float = field(
-        default=0.0, metadata={"help": "L1 penalty on the student's linear weights in both stages (see sparsify)."}
+        default=0.0, metadata={"help": "L1 penalty on the student's attention and FFN weights (both stages)."}
     )
     l2_penalty: float = field(default=0.0, metadata={"help": "L2 penalty on the same weights in both stages."})
     # deployment
