@@ -19,7 +19,7 @@ from tinybert_hf.fake_quant import (
 )
 from tinybert_hf.onnx_export import _check_inputs, export_onnx, export_saved_model, inference_session
 from tinybert_hf.onnx_model import OnnxModelForSequenceClassification, onnx_pipeline
-from tinybert_hf.quantization import QuantizeArguments, quantize_onnx, quantize_saved_model
+from tinybert_hf.quantization import QuantizeArguments, quantize_onnx, quantize_saved_model, weights_digest
 from tinybert_hf.sparsity import magnitude_prune, prunable_linears, sparsity_report
 from tinybert_hf.trainer import weight_penalty
 
@@ -51,6 +51,7 @@ def test_quantized_student_is_small_close_and_served_by_a_pipeline(tmp_path, tin
     record = quantize_saved_model(QuantizeArguments(model=str(student_dir)))
     int8_dir = tmp_path / "student-int8"  # next to the student by default
     assert record["output_dir"] == str(int8_dir)
+    assert record["source_weights_sha256"] == weights_digest(student_dir)  # the recipe reuses it only if equal
     assert digest(student_dir) == before  # the source is only read
     assert {"model.onnx", "config.json", "quantization.json", "tokenizer_config.json"} <= set(digest(int8_dir))
     assert not list(tmp_path.glob("*.partial"))
@@ -195,6 +196,9 @@ def test_magnitude_pruning_zeroes_the_smallest_weights_of_a_copy(scope):
 def test_quantizing_an_unsupported_operator_or_model_is_a_clear_error(tmp_path, tiny_tokenizer):
     student_dir = saved_student(tmp_path / "student", tiny_tokenizer)
     before = digest(student_dir)
+    with pytest.raises(FileExistsError, match="not an ONNX export"):  # never written over the user's data
+        quantize_saved_model(QuantizeArguments(model=str(student_dir), output_dir=str(student_dir)))
+    assert digest(student_dir) == before and not list(tmp_path.glob("*.partial"))
     with pytest.raises(ValueError, match="Cannot quantize \\['LayerNormalization'\\]"):
         quantize_saved_model(QuantizeArguments(model=str(student_dir), op_types="MatMul,LayerNormalization"))
     assert digest(student_dir) == before and not (tmp_path / "student-int8").exists()

@@ -174,8 +174,9 @@ def export_saved_model(model_path: str | Path, output_dir: str | Path, opset_ver
         `Path`: `output_dir`.
     """
     onnxruntime = _require_onnx()
-    model = load_task_model(model_path)
     output_dir = Path(output_dir)
+    check_output_directory(output_dir)
+    model = load_task_model(model_path)
     partial = output_dir.with_name(output_dir.name + ".partial")
     shutil.rmtree(partial, ignore_errors=True)
     partial.mkdir(parents=True)
@@ -200,8 +201,6 @@ def export_saved_model(model_path: str | Path, output_dir: str | Path, opset_ver
 def load_task_model(model_path: str | Path) -> PreTrainedModel:
     """The sequence- or token-classification model saved in `model_path`, with clear errors for missing files."""
     from transformers import AutoModelForSequenceClassification, AutoModelForTokenClassification
-
-    from . import TinyBertConfig  # noqa: F401  (registers model_type "tinybert" with the Auto classes)
 
     directory = Path(model_path)
     if not directory.is_dir():
@@ -237,8 +236,20 @@ def write_model_files(model_path: str | Path, output_dir: Path) -> None:
         logger.warning(f"No tokenizer saved next to the ONNX graph ({error}); pass one to the pipeline yourself.")
 
 
+def check_output_directory(target: Path) -> None:
+    """Refuse an existing, non-empty `target` that is not an earlier export (holding `onnx.json` or
+    `quantization.json`): any other directory is the user's data."""
+    ours = (target / "onnx.json").is_file() or (target / "quantization.json").is_file()
+    if target.is_dir() and any(target.iterdir()) and not ours:
+        raise FileExistsError(
+            f"{target} exists and is not an ONNX export of tinybert-hf; choose another output directory "
+            "(nothing was written over it)."
+        )
+
+
 def replace_directory(source: Path, target: Path) -> None:
-    """Move a completed `source` directory to `target`, replacing a previous `target` only once `source` is whole."""
+    """Move a completed `source` directory to `target`, replacing an earlier export only once `source` is whole."""
+    check_output_directory(target)
     if target.exists():
         old = target.with_name(target.name + ".old")
         shutil.rmtree(old, ignore_errors=True)

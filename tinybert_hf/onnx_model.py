@@ -24,8 +24,6 @@ from transformers.utils import logging
 
 from .onnx_export import INPUT_NAMES, inference_session
 
-logger = logging.get_logger(__name__)
-
 
 class OnnxModel(PreTrainedModel):
     r"""
@@ -71,7 +69,6 @@ class OnnxModel(PreTrainedModel):
             )
         if not (directory / "config.json").is_file():
             raise FileNotFoundError(f"{directory} has no config.json next to {file_name}.")
-        from . import TinyBertConfig  # noqa: F401  (registers model_type "tinybert" with AutoConfig)
 
         return cls(AutoConfig.from_pretrained(directory), inference_session(graph, threads=threads))
 

@@ -28,6 +28,7 @@ It loads with [`OnnxModelForSequenceClassification`] / [`OnnxModelForTokenClassi
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
 import logging as python_logging
 import shutil
@@ -43,6 +44,7 @@ from .onnx_export import (
     INPUT_NAMES,
     _check_inputs,
     _require_onnx,
+    check_output_directory,
     export_onnx,
     inference_session,
     load_task_model,
@@ -190,8 +192,9 @@ def quantize_saved_model(args: QuantizeArguments) -> dict:
     unsupported = sorted(set(op_types) - supported_op_types())
     if unsupported:  # before the export, which takes a while
         raise ValueError(f"Cannot quantize {unsupported}; choose among {sorted(supported_op_types())}.")
-    model = load_task_model(args.model)
     output_dir = Path(args.output_dir) if args.output_dir else default_int8_directory(args.model)
+    check_output_directory(output_dir)
+    model = load_task_model(args.model)
     partial = output_dir.with_name(output_dir.name + ".partial")
     shutil.rmtree(partial, ignore_errors=True)
     partial.mkdir(parents=True)
@@ -219,6 +222,7 @@ def quantize_saved_model(args: QuantizeArguments) -> dict:
         record = {
             "output_dir": str(output_dir),
             "source": str(args.model),
+            "source_weights_sha256": weights_digest(args.model),
             "settings": {
                 **asdict(args),
                 "output_dir": str(output_dir),
@@ -239,6 +243,14 @@ def quantize_saved_model(args: QuantizeArguments) -> dict:
         shutil.rmtree(partial, ignore_errors=True)
     logger.info(f"int8 model written to {output_dir} ({record['size_mb']['int8_onnx']} MB).")
     return record
+
+
+def weights_digest(model_path: str | Path) -> str:
+    """sha256 of a saved model's safetensors files: tells whether an int8 copy still matches its student."""
+    digest = hashlib.sha256()
+    for path in sorted(Path(model_path).glob("*.safetensors")):
+        digest.update(path.read_bytes())
+    return digest.hexdigest()
 
 
 def _largest_logit_change(fp32_path: Path, int8_path: Path, vocab_size: int, opset_version: int) -> float:
@@ -262,4 +274,5 @@ __all__ = [
     "quantize_onnx",
     "quantize_saved_model",
     "supported_op_types",
+    "weights_digest",
 ]

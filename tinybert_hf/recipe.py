@@ -625,15 +625,19 @@ def load_embedding_source(args: RecipeArguments) -> PreTrainedModel:
 
 
 def quantize_student(student_dir: Path, args: RecipeArguments) -> tuple[PreTrainedModel, Path]:
-    """The int8 ONNX student beside `student_dir` (`<student_dir>-int8`, reused when already written), loaded for
-    evaluation and timing with as many ONNX Runtime threads as torch uses."""
+    """The int8 ONNX student beside `student_dir` (`<student_dir>-int8`, reused when already written from the same
+    weights), loaded for evaluation and timing with as many ONNX Runtime threads as torch uses."""
     import torch
 
     from .onnx_model import OnnxModelForSequenceClassification, OnnxModelForTokenClassification
-    from .quantization import QuantizeArguments, default_int8_directory, quantize_saved_model
+    from .quantization import QuantizeArguments, default_int8_directory, quantize_saved_model, weights_digest
 
     int8_dir = default_int8_directory(student_dir)
-    if not (int8_dir / "quantization.json").is_file():
+    record = int8_dir / "quantization.json"
+    # reused only if made from these very weights (a retrained student gets a new int8 copy)
+    if not record.is_file() or json.loads(record.read_text()).get("source_weights_sha256") != weights_digest(
+        student_dir
+    ):
         quantize_saved_model(
             QuantizeArguments(
                 model=str(student_dir),
