@@ -248,7 +248,7 @@ def test_export_and_quantize_commands(tmp_path, tiny_tokenizer):
     import os
     import subprocess
 
-    from .test_cli import ROOT, cli
+    from .test_cli import ROOT, cli, sentences
 
     student_dir = saved_student(tmp_path / "student", tiny_tokenizer)
     environment = {**os.environ, "PYTHONPATH": str(ROOT), "HF_HUB_OFFLINE": "1"}
@@ -263,6 +263,17 @@ def test_export_and_quantize_commands(tmp_path, tiny_tokenizer):
     assert "Quantizing: 100%" in quantized.stderr  # the progress bar
     record = json.loads((tmp_path / "student-int8" / "quantization.json").read_text())
     assert record["settings"]["per_channel"] is True
+    lines = ["sentence,sentiment"] + [f"{text},{label}" for text, label in sentences(60, seed=0)]
+    (tmp_path / "train.csv").write_text("\n".join(lines) + "\n", encoding="utf-8")
+    sparsified = subprocess.run([*command, "sparsify", "--model", str(student_dir), "--sparsity", "0.5",
+                                 "--train_file", str(tmp_path / "train.csv"), "--text_column", "sentence",
+                                 "--label_column", "sentiment", "--output_dir", str(tmp_path / "sparse_run")],
+                                capture_output=True, text=True, env=environment, timeout=300)  # fmt: skip
+    assert sparsified.returncode == 0, sparsified.stderr[-3000:]
+    record = json.loads((tmp_path / "sparse_run" / "sparsity.json").read_text())
+    assert record["models"]["sparse"]["linear_sparsity"] == pytest.approx(0.5, abs=1e-6)
+    assert record["models"]["source"]["linear_sparsity"] < 0.01 and "test" in record["models"]["sparse"]
+    assert "no faster" in sparsified.stdout  # the honest note is printed, not only written
     failed = subprocess.run([*command, "quantize", "--model", str(tmp_path / "missing")], capture_output=True,
                             text=True, env=environment, timeout=300)  # fmt: skip
     assert failed.returncode != 0 and "No model directory" in failed.stderr

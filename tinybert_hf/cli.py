@@ -123,7 +123,7 @@ def main(argv: list[str] | None = None) -> int:
         record = sparsify_saved_model(sparsify_arguments, arguments)
         for name, entry in record["models"].items():
             print(
-                f"{name:>7}: {100 * entry['linear_sparsity']:.1f}% of linear weights zero "
+                f"{name:>7}: {100 * entry['linear_sparsity']:.1f}% of layer weights zero "
                 f"({100 * entry['overall_sparsity']:.1f}% of all), test score {100 * entry['test']['score']:.1f}, "
                 f"{entry['size_mb']} MB on disk, {entry['compressed_mb']} MB compressed"
             )

@@ -11,9 +11,9 @@ output_dir/
   pruning.json       plan, importance method, parameters and dev/test metrics before and after
 ```
 
-`tinybert-hf sparsify` runs [`sparsify_saved_model`]: `output_dir/sparse/` (the student with its smallest linear
-weights zeroed, tokenizer, `sparsity.json`) and `output_dir/sparsity.json` (sparsity, sizes, dev/test metrics before
-and after).
+`tinybert-hf sparsify` runs [`sparsify_saved_model`]: `output_dir/sparse/` (the student with its smallest
+attention and FFN weights zeroed, tokenizer, `sparsity.json`) and `output_dir/sparsity.json` (sparsity, sizes,
+dev/test metrics before and after).
 
 The recovery teacher is `--teacher` when given (the large fine-tuned teacher), else the student before pruning
 (Minitron's choice: the unpruned model knows exactly what the pruned one lost).
@@ -147,7 +147,7 @@ class SparsifyArguments:
     """What `tinybert-hf sparsify` zeroes; data options are the recipe's (for the dev/test metrics)."""
 
     model: str = field(metadata={"help": "Saved student to sparsify (read only)."})
-    sparsity: float = field(default=0.5, metadata={"help": "Share of the linear weights set to zero, in [0, 1)."})
+    sparsity: float = field(default=0.5, metadata={"help": "Share of the attention/FFN weights set to zero."})
     scope: str = field(
         default="global", metadata={"help": "'global' (one magnitude threshold) or 'per_layer' (same share each)."}
     )

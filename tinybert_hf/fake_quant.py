@@ -38,13 +38,13 @@ def fake_quantize_weight(weight: torch.Tensor, per_channel: bool = False, reduce
     return torch.fake_quantize_per_tensor_affine(weight, scale, torch.zeros(1, dtype=torch.int32), low, high)
 
 
-def fake_quantize_activation(inputs: torch.Tensor, levels: int = 255) -> torch.Tensor:
+def fake_quantize_activation(inputs: torch.Tensor) -> torch.Tensor:
     """uint8 round trip with the tensor's own range, as ORT's `DynamicQuantizeLinear` does at inference."""
     low = inputs.detach().min().clamp(max=0)
     high = inputs.detach().max().clamp(min=0)
-    scale = ((high - low) / levels).clamp_min(1e-12).float().reshape(1)
-    zero_point = (-low / scale).round().clamp(0, levels).to(torch.int32).reshape(1)
-    return torch.fake_quantize_per_tensor_affine(inputs, scale, zero_point, 0, levels)
+    scale = ((high - low) / 255).clamp_min(1e-12).float().reshape(1)
+    zero_point = (-low / scale).round().clamp(0, 255).to(torch.int32).reshape(1)
+    return torch.fake_quantize_per_tensor_affine(inputs, scale, zero_point, 0, 255)
 
 
 class FakeQuantLinear(nn.Linear):

@@ -1,9 +1,9 @@
 """int8 students for CPU inference: ONNX export, ONNX Runtime graph fusion, then dynamic int8 quantization.
 
 Chosen by measurement (`benchmarks/quantization.py`, the main-job TinyBERT4 student, 2 threads, sequence 64; the
-README has the table): ONNX Runtime's dynamic int8 ran 1.4-1.5x the PyTorch fp32 student at batch 32 and 1.9-2.3x
-at batch 1, within 0.4 test points, at 25% of the size; torchao's int8 configurations ran 0.05x (dynamic
-activations, no fast CPU kernel here) and 0.97x (weight-only, compiled), and torch.ao's `quantize_dynamic` is
+README has the table): ONNX Runtime's dynamic int8 ran 1.45-1.55x the PyTorch fp32 student at batch 32 and
+1.9-2.3x at batch 1, within 0.4 test points, at 25% of the size; torchao's int8 configurations ran 0.05x (dynamic
+activations, no fast CPU kernel here) and 0.97-1.02x (weight-only, compiled), and torch.ao's `quantize_dynamic` is
 deprecated (1.29x, embeddings left fp32).
 
 ONNX Runtime's `quantize_dynamic` stores the weights of every MatMul/Gemm as int8 (symmetric, per tensor unless
