@@ -31,6 +31,7 @@ from .losses import (
     soft_cross_entropy,
 )
 from .modeling_tinybert import TinyBertPreTrainedModel
+from .sparsity import prunable_linears
 from .student_init import uniform_layer_subset
 from .teacher_cache import TEACHER_LOGITS_COLUMN, TeacherLogitsCollator
 
@@ -570,8 +571,6 @@ class DistillationTrainer(Trainer):
 def weight_penalty(model: torch.nn.Module, l1: float, l2: float) -> torch.Tensor:
     """`l1 * sum|w| + l2 * sum w^2` over the weights magnitude pruning cuts (`sparsity.prunable_linears`: the
     attention and FFN linears of every layer; not biases, LayerNorms, embeddings, pooler, head or `fit_dense`)."""
-    from .sparsity import prunable_linears
-
     total = 0.0
     for _, module in prunable_linears(model):
         if l1:
