@@ -46,7 +46,8 @@ def digest(directory) -> dict[str, str]:
 
 
 def test_quantized_student_is_small_close_and_served_by_a_pipeline(tmp_path, tiny_tokenizer):
-    student_dir = saved_student(tmp_path / "student", tiny_tokenizer)
+    model = small_student(initializer_range=0.2)  # logits of a trained model's size, not ~0.01
+    student_dir = saved_student(tmp_path / "student", tiny_tokenizer, model)
     before = digest(student_dir)
     record = quantize_saved_model(QuantizeArguments(model=str(student_dir)))
     int8_dir = tmp_path / "student-int8"  # next to the student by default
@@ -61,14 +62,13 @@ def test_quantized_student_is_small_close_and_served_by_a_pipeline(tmp_path, tin
     operators = {node.op_type for node in graph.graph.node}
     assert "MatMulInteger" in operators and "DynamicQuantizeLinear" in operators
 
-    model = small_student()
     served = OnnxModelForSequenceClassification.from_pretrained(int8_dir)
     for batch in _check_inputs(99, ((1, 9), (4, 21))):
         with torch.no_grad():
             expected = model(**batch).logits
         got = served(**batch).logits
-        assert got.shape == expected.shape
-        assert (got - expected).abs().max() < 0.05 * expected.abs().max() + 0.02  # int8 rounding, not a new model
+        assert got.shape == expected.shape and expected.abs().max() > 0.2
+        assert (got - expected).abs().max() < 0.1 * expected.abs().max()  # int8 rounding, not a new model
     texts = ["good film", "the plot was dull", "a great cast in new york"]
     classifier = onnx_pipeline(int8_dir)
     predictions = classifier(texts)
