@@ -9,6 +9,8 @@ from pathlib import Path
 
 import pytest
 import torch
+from huggingface_hub import ModelCard
+from huggingface_hub.repocard_data import model_index_to_eval_results
 from transformers import AutoModelForSequenceClassification, AutoModelForTokenClassification, BertModel, pipeline
 
 from tinybert_hf.onnx_model import onnx_pipeline
@@ -51,6 +53,26 @@ def sentences(count: int, seed: int) -> list[tuple[str, str]]:
     return rows
 
 
+def assert_card_is_real(path: Path, results: dict) -> str:
+    """The card holds the run's numbers, no template placeholder, and metadata huggingface_hub parses."""
+    text = path.read_text()
+    for leftover in ("{{", "}}", "None", "nan", "TODO"):
+        assert leftover not in text, leftover
+    student = results["models"]["student (distilled)"]
+    for number in (f"{100 * student['test']['accuracy']:.1f}", f"{student['throughput']:.1f}", student["shape"]):
+        assert number in text, number
+    card = ModelCard.load(path)
+    metadata = card.data.to_dict()
+    assert {"tinybert", "knowledge-distillation"} <= set(metadata["tags"])
+    assert metadata["library_name"] == "transformers" and metadata["pipeline_tag"] == "text-classification"
+    _, evaluations = model_index_to_eval_results(metadata["model-index"])  # raises on malformed model-index
+    assert {e.metric_type: e.metric_value for e in evaluations} == {
+        "accuracy": round(student["test"]["accuracy"], 4),
+        "f1": round(student["test"]["f1"], 4),
+    }
+    return text
+
+
 def test_distill_runs_the_recipe_and_resumes_finished_steps(tmp_path, backbone):
     for split, count in (("train", 96), ("dev", 32), ("test", 32)):
         lines = ["sentence,sentiment"] + [f"{text},{label}" for text, label in sentences(count, seed=len(split))]
@@ -78,6 +100,8 @@ def test_distill_runs_the_recipe_and_resumes_finished_steps(tmp_path, backbone):
     shipped = {path.name for path in (output / "student").iterdir()}
     assert {"model.safetensors", "config.json", "modeling_tinybert.py", "tokenizer.json"} <= shipped
     assert not shipped & {"checkpoints", "training_args.bin", "pytorch_model.bin"}, shipped
+    assert {"README.md", "tinybert_results.json"} <= shipped  # the card, and what it was rendered from
+    assert_card_is_real(output / "student" / "README.md", results)
 
     model = AutoModelForSequenceClassification.from_pretrained(output / "student")
     assert type(model).__name__ == "TinyBertForSequenceClassification" and model.config.id2label[1] == "positive"
@@ -88,6 +112,10 @@ def test_distill_runs_the_recipe_and_resumes_finished_steps(tmp_path, backbone):
     second = run(arguments)  # every step is done: nothing is trained again
     assert (output / "student" / "model.safetensors").stat().st_mtime == weights
     assert "student (distilled)" in second.stdout
+    card_text = (output / "student" / "README.md").read_text()  # the rerun re-measured speed: a new card
+    (output / "student" / "README.md").unlink()  # `card` renders it again from what the run recorded
+    run(["card", "--model", str(output / "student")])
+    assert (output / "student" / "README.md").read_text() == card_text
 
     # A student pruned from the fine-tuned teacher to a narrower shape, through the same recipe.
     data_options = arguments[arguments.index("--train_file") : arguments.index("--max_length") + 2]

@@ -11,6 +11,7 @@ tinybert-hf prune              structured pruning of a saved student, then optio
 tinybert-hf sparsify           unstructured magnitude pruning of a saved student, sparsity and metrics reported
 tinybert-hf export             a saved student as an fp32 ONNX model directory (dynamic batch and sequence axes)
 tinybert-hf quantize           a saved student as an int8 ONNX model directory for CPU inference (<model>-int8)
+tinybert-hf card               (re)write a student's model card (README.md) from what its run recorded
 ```
 
 Every subcommand takes `--help`; options are the fields of [`RecipeArguments`] (and of
@@ -38,12 +39,19 @@ COMMANDS = (
     "sparsify",
     "export",
     "quantize",
+    "card",
 )
 
 
 @dataclass
 class EvaluateArguments:
     model: str = field(metadata={"help": "Saved model directory or Hub id to evaluate."})
+
+
+@dataclass
+class CardArguments:
+    model: str = field(metadata={"help": "Student directory written by the recipe (holds tinybert_results.json)."})
+    repo_id: str | None = field(default=None, metadata={"help": "Hub repository named in the loading examples."})
 
 
 @dataclass
@@ -146,6 +154,11 @@ def main(argv: list[str] | None = None) -> int:
             f"({sizes['fp32_onnx']} MB fp32 ONNX), largest logit change on the check batches "
             f"{record['max_logit_change_on_check_batches']}"
         )
+    elif command == "card":
+        from .model_card import write_model_card
+
+        (card_arguments,) = HfArgumentParser(CardArguments).parse_args_into_dataclasses(args=rest)
+        print(f"model card written to {write_model_card(card_arguments.model, repo_id=card_arguments.repo_id)}")
     return 0
 
 

@@ -47,11 +47,12 @@ from .embedded import packaged_teacher_path
 from .fake_quant import add_fake_quantization, remove_fake_quantization
 from .measure import parameter_count
 from .metrics import accuracy_and_f1, entity_f1
+from .model_card import RESULTS_NAME, write_model_card
 from .modeling_tinybert import TinyBertForSequenceClassification, TinyBertForTokenClassification
 from .pruning import calibration_batches, prune
 from .student_init import student_from_teacher_layers, uniform_layer_subset
 from .teacher_cache import add_teacher_logits
-from .trainer import DistillationTrainer, DistillationTrainingArguments
+from .trainer import STAGE_WEIGHTS, DistillationTrainer, DistillationTrainingArguments
 
 logger = logging.get_logger(__name__)
 
@@ -730,6 +731,40 @@ def run_recipe(args: RecipeArguments) -> dict:
         results["models"]["student (int8 ONNX)"]["parameters"] = parameter_count(distilled)
         results["quantization"] = json.loads((int8_dir / "quantization.json").read_text())
     measure_and_report(results, {name: model for name, (model, _) in models.items()}, tokenizer, args)
+    results["distillation"] = distillation_record(args, student_init.get("teacher_layers"), distilled, teacher)
     results["wall_seconds"] = time.perf_counter() - started
     (output_dir / "results.json").write_text(json.dumps(results, indent=2, default=str))
+    # the student directory carries what made it, and its card: publishable as it is
+    (output_dir / "student" / RESULTS_NAME).write_text(json.dumps(results, indent=2, default=str))
+    write_model_card(output_dir / "student", results)
     return results
+
+
+def distillation_record(args: RecipeArguments, teacher_layers, student, teacher) -> dict:
+    """The stages as they ran: epochs, learning rate, loss weights, layer mapping, temperature (for the card)."""
+    stages = []
+    if args.intermediate_epochs > 0:
+        mapping = teacher_layers or uniform_layer_subset(
+            teacher.config.num_hidden_layers, student.config.num_hidden_layers
+        )
+        stages.append(
+            {
+                "name": "intermediate",
+                "epochs": args.intermediate_epochs,
+                "learning_rate": args.learning_rate,
+                "loss_weights": STAGE_WEIGHTS["intermediate"],
+                "attention_loss": "mse",
+                "layer_mapping": list(mapping),
+            }
+        )
+    stages.append(
+        {
+            "name": "prediction",
+            "epochs": args.prediction_epochs,
+            "learning_rate": args.learning_rate,
+            "loss_weights": STAGE_WEIGHTS["prediction"],
+            "temperature": args.temperature,
+            "quantization_aware": args.quantization_aware,
+        }
+    )
+    return {"stages": stages, "l1_penalty": args.l1_penalty, "l2_penalty": args.l2_penalty}
