@@ -87,7 +87,7 @@ def render_model_card(results: dict, repo_id: str | None = None) -> ModelCard:
                 dataset_name=dataset,
                 dataset_config=settings.get("dataset_config"),
                 dataset_split="test",
-                metric_type=key if key != "precision" else "precision",
+                metric_type=key,
                 metric_name=f"test {key}",
                 metric_value=round(student["test"][key], 4),
             )
