@@ -140,9 +140,10 @@ def main(argv: list[str] | None = None) -> int:
         from .onnx_export import export_saved_model
 
         (export_arguments,) = HfArgumentParser(ExportArguments).parse_args_into_dataclasses(args=rest)
-        model = Path(export_arguments.model)
-        output_dir = export_arguments.output_dir or model.with_name(model.name + "-onnx")
-        print(f"ONNX model saved to {export_saved_model(model, output_dir, export_arguments.opset_version)}")
+        exported = export_saved_model(
+            export_arguments.model, export_arguments.output_dir, export_arguments.opset_version
+        )
+        print(f"ONNX model saved to {exported}")
     elif command == "quantize":
         from .quantization import QuantizeArguments, quantize_saved_model
 

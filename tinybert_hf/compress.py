@@ -65,6 +65,24 @@ class PruneArguments:
     )
 
 
+class _TaskData:
+    """A saved model's tokenizer and the task's tokenized splits, to measure that model and its compressed copies."""
+
+    def __init__(self, model_path: str, args: RecipeArguments):
+        self.args = args
+        self.tokenizer = AutoTokenizer.from_pretrained(model_path)
+        data = load_task_splits(args)
+        self.names = label_names(data, args)
+        self.tokenized = tokenize_splits(data, self.tokenizer, args)
+
+    def dev_and_test(self, model) -> dict[str, dict]:
+        """Dev and test metrics of `model`."""
+        return {
+            split_name: evaluate_model(model, self.tokenized[split], self.tokenizer, self.names, self.args)
+            for split_name, split in (("dev", "validation"), ("test", "test"))
+        }
+
+
 def prune_saved_model(prune_args: PruneArguments, args: RecipeArguments) -> dict:
     r"""
     Prune a saved model on calibration rows of the task's training split, optionally recover by distillation, and
@@ -76,10 +94,8 @@ def prune_saved_model(prune_args: PruneArguments, args: RecipeArguments) -> dict
     output_dir = Path(args.output_dir)
     output_dir.mkdir(parents=True, exist_ok=True)
     set_seed(args.seed)
-    tokenizer = AutoTokenizer.from_pretrained(prune_args.model)
-    data = load_task_splits(args)
-    names = label_names(data, args)
-    tokenized = tokenize_splits(data, tokenizer, args)
+    task = _TaskData(prune_args.model, args)
+    tokenizer, tokenized = task.tokenizer, task.tokenized
     source = model_class(args).from_pretrained(prune_args.model).eval()
 
     start = time.perf_counter()
@@ -123,7 +139,7 @@ def prune_saved_model(prune_args: PruneArguments, args: RecipeArguments) -> dict
             tokenized["train"],
             tokenized["validation"],
             tokenizer,
-            names,
+            task.names,
             args,
             recovered_dir,
             prune_args.recovery_epochs,
@@ -133,11 +149,7 @@ def prune_saved_model(prune_args: PruneArguments, args: RecipeArguments) -> dict
         record["recovery"] = {"teacher": args.teacher or prune_args.model, "seconds": _done(recovered_dir)["seconds"]}
         models["recovered"] = recovered.eval()
     for name, model in models.items():
-        record["models"][name] = {
-            "parameters": parameter_count(model),
-            "dev": evaluate_model(model, tokenized["validation"], tokenizer, names, args),
-            "test": evaluate_model(model, tokenized["test"], tokenizer, names, args),
-        }
+        record["models"][name] = {"parameters": parameter_count(model), **task.dev_and_test(model)}
     (output_dir / "pruning.json").write_text(json.dumps(record, indent=2, default=str))
     return record
 
@@ -163,15 +175,12 @@ def sparsify_saved_model(sparsify_args: SparsifyArguments, args: RecipeArguments
     """
     output_dir = Path(args.output_dir)
     output_dir.mkdir(parents=True, exist_ok=True)
-    tokenizer = AutoTokenizer.from_pretrained(sparsify_args.model)
-    data = load_task_splits(args)
-    names = label_names(data, args)
-    tokenized = tokenize_splits(data, tokenizer, args)
+    task = _TaskData(sparsify_args.model, args)
     source = model_class(args).from_pretrained(sparsify_args.model).eval()
     sparse = magnitude_prune(source, sparsify_args.sparsity, sparsify_args.scope)
     sparse_dir = output_dir / "sparse"
     sparse.save_pretrained(sparse_dir)
-    tokenizer.save_pretrained(sparse_dir)
+    task.tokenizer.save_pretrained(sparse_dir)
     record = {
         "source": sparsify_args.model,
         "arguments": asdict(sparsify_args),
@@ -186,8 +195,7 @@ def sparsify_saved_model(sparsify_args: SparsifyArguments, args: RecipeArguments
         record["models"][name] = {
             **report,
             "size_mb": round(size_on_disk_mb(directory), 1),
-            "dev": evaluate_model(model, tokenized["validation"], tokenizer, names, args),
-            "test": evaluate_model(model, tokenized["test"], tokenizer, names, args),
+            **task.dev_and_test(model),
         }
     (sparse_dir / "sparsity.json").write_text(json.dumps(record, indent=2, default=str))
     (output_dir / "sparsity.json").write_text(json.dumps(record, indent=2, default=str))

@@ -13,6 +13,8 @@ from pathlib import Path
 
 from huggingface_hub import EvalResult, ModelCard, ModelCardData
 
+from .report import quality_keys
+
 TEMPLATE_NAME = "tinybert_student.md"
 RESULTS_NAME = "tinybert_results.json"
 STUDENT_ROW = "student (distilled)"
@@ -47,11 +49,6 @@ def _percent(value: float) -> str:
     return f"{100 * value:.1f}"
 
 
-def _quality_keys(results: dict) -> tuple[str, str]:
-    sample = results["models"]["teacher"]["test"]
-    return ("accuracy", "f1") if "accuracy" in sample else ("precision", "f1")
-
-
 def render_model_card(results: dict, repo_id: str | None = None) -> ModelCard:
     r"""
     The card of the student a recipe run made, from that run's `results.json`.
@@ -67,7 +64,7 @@ def render_model_card(results: dict, repo_id: str | None = None) -> ModelCard:
     """
     settings, models = results["settings"], results["models"]
     teacher, student = models["teacher"], models[STUDENT_ROW]
-    first, second = _quality_keys(results)
+    first, second = quality_keys(results)
     text_task = settings["task"] == "text-classification"
     dataset = settings.get("dataset") or ("rotten_tomatoes_snippets" if text_task else "ner_tweets")
     repo_id = repo_id or f"tinybert-{student['shape']}-{dataset.replace('/', '-')}"

@@ -32,6 +32,7 @@ from transformers.utils import logging
 logger = logging.get_logger(__name__)
 
 INPUT_NAMES = ("input_ids", "attention_mask", "token_type_ids")
+CHECK_SHAPES = ((1, 7), (3, 33), (2, 64))  # (batch, sequence) of the batches every written graph is run on
 
 
 def _require_onnx():
@@ -107,7 +108,7 @@ def export_onnx(model: PreTrainedModel, path: str | Path, opset_version: int = 1
     try:
         session = inference_session(partial, opset_version)
         difference = 0.0
-        for inputs in _check_inputs(model.config.vocab_size, ((1, 7), (3, 33), (2, 64))):
+        for inputs in _check_inputs(model.config.vocab_size, CHECK_SHAPES):
             with torch.no_grad():
                 expected = wrapper(**inputs).numpy()
             got = session.run(None, {name: tensor.numpy() for name, tensor in inputs.items()})[0]
@@ -158,14 +159,20 @@ def _eager_copy(model: PreTrainedModel) -> PreTrainedModel:
     return model
 
 
-def export_saved_model(model_path: str | Path, output_dir: str | Path, opset_version: int = 18) -> Path:
+def sibling_directory(model_path: str | Path, suffix: str) -> Path:
+    """`<model>-<suffix>`, beside the model directory (where exports go by default)."""
+    model_path = Path(model_path)
+    return model_path.with_name(f"{model_path.name}-{suffix}")
+
+
+def export_saved_model(model_path: str | Path, output_dir: str | Path | None = None, opset_version: int = 18) -> Path:
     r"""
     Export a saved student directory (weights, config, tokenizer) to an ONNX model directory.
 
     Args:
         model_path (`str` or `Path`):
             A directory written by `save_pretrained` holding a sequence- or token-classification TinyBERT or BERT.
-        output_dir (`str` or `Path`):
+        output_dir (`str` or `Path`, *optional*, defaults to `<model_path>-onnx`):
             Where `model.onnx`, the config, the tokenizer and `onnx.json` go; written as `<output_dir>.partial` and
             renamed when complete, so a failed export never leaves a directory that looks finished.
         opset_version (`int`, *optional*, defaults to 18): ONNX opset of the graph.
@@ -174,7 +181,7 @@ def export_saved_model(model_path: str | Path, output_dir: str | Path, opset_ver
         `Path`: `output_dir`.
     """
     onnxruntime = _require_onnx()
-    output_dir = Path(output_dir)
+    output_dir = Path(output_dir) if output_dir else sibling_directory(model_path, "onnx")
     check_output_directory(output_dir)
     model = load_task_model(model_path)
     partial = output_dir.with_name(output_dir.name + ".partial")
@@ -273,4 +280,4 @@ def _check_inputs(vocab_size: int, shapes) -> list[dict[str, torch.Tensor]]:
     return batches
 
 
-__all__ = ["export_onnx", "export_saved_model", "inference_session", "load_task_model"]
+__all__ = ["export_onnx", "export_saved_model", "inference_session", "load_task_model", "sibling_directory"]

@@ -41,6 +41,7 @@ from tqdm.auto import tqdm
 from transformers.utils import logging
 
 from .onnx_export import (
+    CHECK_SHAPES,
     INPUT_NAMES,
     _check_inputs,
     _require_onnx,
@@ -49,6 +50,7 @@ from .onnx_export import (
     inference_session,
     load_task_model,
     replace_directory,
+    sibling_directory,
     write_model_files,
 )
 
@@ -88,6 +90,15 @@ def supported_op_types() -> set[str]:
     return set(IntegerOpsRegistry)
 
 
+def check_op_types(op_types) -> None:
+    """Refuse an empty list or operators ONNX Runtime's dynamic quantizer cannot turn into integer kernels."""
+    unsupported = sorted(set(op_types) - supported_op_types())
+    if unsupported or not op_types:
+        raise ValueError(
+            f"Cannot quantize {unsupported or 'an empty operator list'}; choose among {sorted(supported_op_types())}."
+        )
+
+
 def fuse_onnx(fp32_path: str | Path, fused_path: str | Path) -> dict[str, int]:
     """Fuse bias + GELU and residual + LayerNorm with ONNX Runtime's BERT optimizer; returns the fused op counts."""
     from onnxruntime.transformers import optimizer
@@ -122,12 +133,7 @@ def quantize_onnx(
     from onnx import TensorProto
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
-    unsupported = sorted(set(op_types) - supported_op_types())
-    if unsupported or not op_types:
-        raise ValueError(
-            f"ONNX Runtime's dynamic quantizer cannot quantize {unsupported or 'an empty operator list'}; "
-            f"choose among {sorted(supported_op_types())}."
-        )
+    check_op_types(op_types)
     with _quiet_preprocessing_hint():
         quantize_dynamic(
             str(fp32_path),
@@ -174,8 +180,7 @@ def _quiet_preprocessing_hint():
 
 def default_int8_directory(model_path: str | Path) -> Path:
     """`<student>-int8`, beside the student directory."""
-    model_path = Path(model_path)
-    return model_path.with_name(model_path.name + "-int8")
+    return sibling_directory(model_path, "int8")
 
 
 def quantize_saved_model(args: QuantizeArguments) -> dict:
@@ -189,9 +194,7 @@ def quantize_saved_model(args: QuantizeArguments) -> dict:
     """
     onnxruntime = _require_onnx()
     op_types = tuple(name.strip() for name in args.op_types.split(",") if name.strip())
-    unsupported = sorted(set(op_types) - supported_op_types())
-    if unsupported:  # before the export, which takes a while
-        raise ValueError(f"Cannot quantize {unsupported}; choose among {sorted(supported_op_types())}.")
+    check_op_types(op_types)  # before the export, which takes a while
     output_dir = Path(args.output_dir) if args.output_dir else default_int8_directory(args.model)
     check_output_directory(output_dir)
     model = load_task_model(args.model)
@@ -258,7 +261,7 @@ def _largest_logit_change(fp32_path: Path, int8_path: Path, vocab_size: int, ops
     fp32 = inference_session(fp32_path, opset_version)
     int8 = inference_session(int8_path, opset_version)
     change = 0.0
-    for inputs in _check_inputs(vocab_size, ((1, 7), (3, 33), (2, 64))):
+    for inputs in _check_inputs(vocab_size, CHECK_SHAPES):
         feeds = {name: inputs[name].numpy() for name in INPUT_NAMES}
         expected, got = fp32.run(None, feeds)[0], int8.run(None, feeds)[0]
         if not np.isfinite(got).all():
@@ -269,6 +272,7 @@ def _largest_logit_change(fp32_path: Path, int8_path: Path, vocab_size: int, ops
 
 __all__ = [
     "QuantizeArguments",
+    "check_op_types",
     "default_int8_directory",
     "fuse_onnx",
     "quantize_onnx",

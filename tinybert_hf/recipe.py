@@ -733,9 +733,10 @@ def run_recipe(args: RecipeArguments) -> dict:
     measure_and_report(results, {name: model for name, (model, _) in models.items()}, tokenizer, args)
     results["distillation"] = distillation_record(args, student_init.get("teacher_layers"), distilled, teacher)
     results["wall_seconds"] = time.perf_counter() - started
-    (output_dir / "results.json").write_text(json.dumps(results, indent=2, default=str))
+    recorded = json.dumps(results, indent=2, default=str)
+    (output_dir / "results.json").write_text(recorded)
     # the student directory carries what made it, and its card: publishable as it is
-    (output_dir / "student" / RESULTS_NAME).write_text(json.dumps(results, indent=2, default=str))
+    (output_dir / "student" / RESULTS_NAME).write_text(recorded)
     write_model_card(output_dir / "student", results)
     return results
 
@@ -753,7 +754,8 @@ def distillation_record(args: RecipeArguments, teacher_layers, student, teacher)
                 "epochs": args.intermediate_epochs,
                 "learning_rate": args.learning_rate,
                 "loss_weights": STAGE_WEIGHTS["intermediate"],
-                "attention_loss": "mse",
+                # stage 1 runs with the trainer's default attention loss
+                "attention_loss": DistillationTrainingArguments.__dataclass_fields__["attention_loss"].default,
                 "layer_mapping": list(mapping),
             }
         )

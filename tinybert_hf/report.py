@@ -35,14 +35,15 @@ def measure_and_report(results: dict, models: dict[str, torch.nn.Module], tokeni
     write_chart(results, Path(args.output_dir) / "results.png")
 
 
-def _quality_keys(results: dict) -> tuple[str, str]:
+def quality_keys(results: dict) -> tuple[str, str]:
+    """The two test metrics of the run's task: accuracy and macro-F1, or entity precision and F1."""
     sample = next(iter(results["models"].values()))["test"]
     return ("accuracy", "f1") if "accuracy" in sample else ("precision", "f1")
 
 
 def format_table(results: dict) -> str:
     """The table a person reads at a glance (test split quality, % of the teacher, size, speed)."""
-    first, second = _quality_keys(results)
+    first, second = quality_keys(results)
     teacher_score = results["models"]["teacher"]["test"]["score"]
     setup = results["speed_setup"]
     lines = [
@@ -70,7 +71,7 @@ def write_chart(results: dict, path: Path) -> None:
     matplotlib.use("Agg")  # files only, no display
     import matplotlib.pyplot as plt
 
-    first, _ = _quality_keys(results)
+    first, _ = quality_keys(results)
     names = list(results["models"])
     entries = [results["models"][name] for name in names]
     panels = [
