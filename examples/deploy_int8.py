@@ -19,6 +19,7 @@ import torch
 from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
 import tinybert_hf  # noqa: F401  (registers the TinyBERT classes with the Auto classes)
+from tinybert_hf.measure import size_on_disk_mb
 from tinybert_hf.onnx_model import OnnxModelForSequenceClassification, onnx_pipeline
 from tinybert_hf.quantization import QuantizeArguments, default_int8_directory, quantize_saved_model
 
@@ -40,9 +41,10 @@ def main() -> None:
     int8_dir = default_int8_directory(student_dir)
     if not (int8_dir / "quantization.json").is_file():  # the main job already wrote it
         quantize_saved_model(QuantizeArguments(model=str(student_dir), per_channel=options.per_channel))
-    student_mb = sum(path.stat().st_size for path in student_dir.glob("*.safetensors")) / 1e6
-    int8_mb = (int8_dir / "model.onnx").stat().st_size / 1e6
-    print(f"fp32 student {student_mb:.1f} MB -> int8 ONNX {int8_mb:.1f} MB in {int8_dir}")
+    print(
+        f"fp32 student {size_on_disk_mb(student_dir):.1f} MB -> "
+        f"int8 ONNX {size_on_disk_mb(int8_dir):.1f} MB in {int8_dir}"
+    )
 
     # serving: a transformers pipeline on ONNX Runtime
     classifier = onnx_pipeline(int8_dir)
