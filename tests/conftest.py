@@ -76,3 +76,22 @@ def teacher_dir():
         if os.environ.get("CI"):
             raise
         pytest.skip(str(error))
+
+
+@pytest.fixture(scope="session")
+def hub_servers(tmp_path_factory):
+    """The upload server and olah on loopback, sharing one mirror tree (see tests/hub_servers.py)."""
+    from .hub_server import HubUploadServer
+    from .hub_servers import TOKEN, HubServers, OlahFront, start_olah
+
+    workdir = tmp_path_factory.mktemp("hub")
+    mirrors = workdir / "mirrors"
+    mirrors.mkdir()
+    upload = HubUploadServer(mirrors, TOKEN).start()
+    olah, endpoint = start_olah(mirrors, workdir)
+    front = OlahFront(endpoint, mirrors).start()
+    yield HubServers(upload, front.endpoint, mirrors)
+    front.shutdown()
+    olah.terminate()
+    olah.wait(timeout=30)
+    upload.stop()

@@ -12,11 +12,14 @@ tinybert-hf sparsify           unstructured magnitude pruning of a saved student
 tinybert-hf export             a saved student as an fp32 ONNX model directory (dynamic batch and sequence axes)
 tinybert-hf quantize           a saved student as an int8 ONNX model directory for CPU inference (<model>-int8)
 tinybert-hf card               (re)write a student's model card (README.md) from what its run recorded
+tinybert-hf push               upload a saved student (weights, config, code, tokenizer, card) to the Hub
 ```
 
 Every subcommand takes `--help`; options are the fields of [`RecipeArguments`] (and of
 [`DistillationTrainingArguments`] for `general-distill`). With no data options, the embedded offline defaults
-are used: the packaged MiniLM teacher backbone and the packaged Rotten Tomatoes snippets.
+are used: the packaged MiniLM teacher backbone and the packaged Rotten Tomatoes snippets. `push` authenticates as
+`huggingface_hub` does (`HF_TOKEN`, else `hf auth login`); it has no token option, so a token never shows in the
+process list or the shell history.
 """
 
 from __future__ import annotations
@@ -40,6 +43,7 @@ COMMANDS = (
     "export",
     "quantize",
     "card",
+    "push",
 )
 
 
@@ -160,6 +164,23 @@ def main(argv: list[str] | None = None) -> int:
 
         (card_arguments,) = HfArgumentParser(CardArguments).parse_args_into_dataclasses(args=rest)
         print(f"model card written to {write_model_card(card_arguments.model, repo_id=card_arguments.repo_id)}")
+    elif command == "push":
+        from .hub import PushArguments, PushError, push_student
+
+        (push_arguments,) = HfArgumentParser(PushArguments).parse_args_into_dataclasses(args=rest)
+        try:
+            info = push_student(
+                push_arguments.model,
+                push_arguments.repo_id,
+                private=push_arguments.private,
+                revision=push_arguments.revision,
+                commit_message=push_arguments.commit_message,
+                create_pr=push_arguments.create_pr,
+            )
+        except (PushError, FileNotFoundError) as error:
+            print(f"tinybert-hf push: {error}", file=sys.stderr)
+            return 1
+        print(f"pushed {push_arguments.model} to {info.commit_url}")
     return 0
 
 

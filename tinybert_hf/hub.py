@@ -1,0 +1,195 @@
+"""Push a saved student to the Hugging Face Hub: weights, config with `auto_map`, modeling code, tokenizer, card.
+
+What goes up is chosen file by file, never "the whole directory": safetensors weights only (no pickles such as
+`training_args.bin` or `pytorch_model.bin`), `config.json` (a TinyBERT config gets the full `auto_map` and the two
+code files, so `trust_remote_code=True` loads it where `tinybert_hf` is not installed), the tokenizer files, the
+model card and the run's record. The local directory is only read: a failed upload leaves it as it was.
+
+The card is rendered for the target repository from the run's record (`tinybert_results.json`) when the directory
+has one, so the loading examples name the repository the model is pushed to; otherwise the directory's own
+`README.md` is pushed as it is, and a directory with neither is refused (a pushed model always has a card).
+
+Authentication is `huggingface_hub`'s: the `token` argument, else `HF_TOKEN`, else `hf auth login`'s saved token.
+The token travels only in the Authorization header of requests to the Hub endpoint; errors raised here are scrubbed
+of it.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from huggingface_hub import CommitInfo, CommitOperationAdd, HfApi
+from huggingface_hub.utils import get_token
+from transformers.utils import logging
+
+from .model_card import RESULTS_NAME, render_model_card
+
+logger = logging.get_logger(__name__)
+
+# every tokenizer file `save_pretrained` of a WordPiece tokenizer may write
+TOKENIZER_FILES = (
+    "tokenizer.json",
+    "tokenizer_config.json",
+    "vocab.txt",
+    "special_tokens_map.json",
+    "added_tokens.json",
+    "chat_template.jinja",
+)
+CODE_FILES = ("configuration_tinybert.py", "modeling_tinybert.py")
+PICKLE_WEIGHTS = ("pytorch_model.bin", "pytorch_model.bin.index.json", "training_args.bin")
+
+
+class PushError(RuntimeError):
+    """The upload failed; the message says where to and why. The local student is untouched."""
+
+
+@dataclass
+class PushArguments:
+    model: str = field(metadata={"help": "Saved student directory to push (read only)."})
+    repo_id: str = field(metadata={"help": "Hub repository, e.g. 'my-org/tinybert4-sst2' (created if missing)."})
+    private: bool = field(default=False, metadata={"help": "Create the repository as private."})
+    revision: str | None = field(default=None, metadata={"help": "Branch to commit to (default: main)."})
+    commit_message: str | None = field(default=None, metadata={"help": "Commit message."})
+    create_pr: bool = field(default=False, metadata={"help": "Open a pull request instead of committing to main."})
+
+
+def student_files(student_dir: str | Path, repo_id: str) -> list[CommitOperationAdd]:
+    r"""
+    The files a push of `student_dir` uploads, as commit operations (nothing is written to the directory).
+
+    Args:
+        student_dir (`str` or `Path`): a directory written by `save_pretrained` (and, for the card, the recipe).
+        repo_id (`str`): the target repository (named in the card's loading examples).
+
+    Returns:
+        `list[CommitOperationAdd]`: weights, config, code, tokenizer, card and record.
+
+    Raises:
+        `FileNotFoundError`: no directory, no `config.json`, no safetensors weights, no tokenizer, or no card.
+    """
+    directory = Path(student_dir)
+    if not directory.is_dir():
+        raise FileNotFoundError(f"No student directory at {directory}.")
+    config_path = directory / "config.json"
+    if not config_path.is_file():
+        raise FileNotFoundError(f"{directory} has no config.json: save the student with `save_pretrained` first.")
+    operations = [CommitOperationAdd(name, directory / name) for name in _weight_files(directory)]
+
+    config = json.loads(config_path.read_text())
+    if config.get("model_type") == "tinybert":
+        from .modeling_tinybert import TINYBERT_AUTO_MAP
+
+        # Students saved by this package already carry both; older or hand-made directories get them here.
+        config["auto_map"] = {**(config.get("auto_map") or {}), **TINYBERT_AUTO_MAP}
+        package = Path(__file__).resolve().parent
+        for name in CODE_FILES:
+            source = directory / name if (directory / name).is_file() else package / name
+            operations.append(CommitOperationAdd(name, source))
+    operations.append(
+        CommitOperationAdd("config.json", (json.dumps(config, indent=2, sort_keys=True) + "\n").encode())
+    )
+
+    tokenizer = [name for name in TOKENIZER_FILES if (directory / name).is_file()]
+    if not {"tokenizer.json", "vocab.txt"} & set(tokenizer):
+        raise FileNotFoundError(
+            f"{directory} has no tokenizer (tokenizer.json or vocab.txt): save it with "
+            "`tokenizer.save_pretrained(<student>)` so the pushed model can be used as it is."
+        )
+    operations += [CommitOperationAdd(name, directory / name) for name in tokenizer]
+
+    record = directory / RESULTS_NAME
+    if record.is_file():
+        card = render_model_card(json.loads(record.read_text()), repo_id=repo_id)
+        operations.append(CommitOperationAdd("README.md", str(card).encode()))
+        operations.append(CommitOperationAdd(RESULTS_NAME, record))
+    elif (directory / "README.md").is_file():
+        operations.append(CommitOperationAdd("README.md", directory / "README.md"))
+    else:
+        raise FileNotFoundError(
+            f"{directory} has no model card (README.md) and no {RESULTS_NAME} to render one from: a pushed model "
+            "needs a card. Students made by `tinybert-hf distill` have both; otherwise write README.md yourself."
+        )
+    return operations
+
+
+def _weight_files(directory: Path) -> list[str]:
+    index = directory / "model.safetensors.index.json"
+    if index.is_file():
+        shards = sorted(set(json.loads(index.read_text())["weight_map"].values()))
+        missing = [shard for shard in shards if not (directory / shard).is_file()]
+        if missing:
+            raise FileNotFoundError(f"{index} names shards that are missing: {', '.join(missing)}.")
+        return [index.name, *shards]
+    if (directory / "model.safetensors").is_file():
+        return ["model.safetensors"]
+    pickles = [name for name in PICKLE_WEIGHTS[:2] if (directory / name).is_file()]
+    hint = " (only pickle weights found: re-save with `save_pretrained`, which writes safetensors)" if pickles else ""
+    raise FileNotFoundError(f"{directory} has no safetensors weights{hint}; only safetensors are pushed.")
+
+
+def push_student(
+    student_dir: str | Path,
+    repo_id: str,
+    *,
+    token: str | None = None,
+    private: bool = False,
+    revision: str | None = None,
+    commit_message: str | None = None,
+    create_pr: bool = False,
+    endpoint: str | None = None,
+) -> CommitInfo:
+    r"""
+    Create `repo_id` if needed and commit the student's weights, config, code, tokenizer and card to it.
+
+    Args:
+        student_dir (`str` or `Path`): the saved student (only read).
+        repo_id (`str`): `"<user or org>/<name>"`.
+        token (`str`, *optional*): Hub token; defaults to `HF_TOKEN` or the saved login.
+        private (`bool`, *optional*, defaults to `False`): create the repository as private.
+        revision (`str`, *optional*): branch to commit to.
+        commit_message (`str`, *optional*): defaults to "Upload TinyBERT student".
+        create_pr (`bool`, *optional*, defaults to `False`): open a pull request instead of committing.
+        endpoint (`str`, *optional*): the Hub to talk to; defaults to `HF_ENDPOINT` or huggingface.co.
+
+    Returns:
+        [`~huggingface_hub.CommitInfo`]: the commit (its `commit_url`, `oid`, `repo_url`).
+
+    Raises:
+        `FileNotFoundError`: the directory misses something a pushed model needs (nothing is sent).
+        [`PushError`]: the Hub refused or could not be reached; the message gives the reason (never the token).
+    """
+    operations = student_files(student_dir, repo_id)  # every local check before the first request
+    api = HfApi(endpoint=endpoint, token=token)
+    try:
+        api.create_repo(repo_id, private=private, exist_ok=True)
+        info = api.create_commit(
+            repo_id,
+            operations,
+            commit_message=commit_message or "Upload TinyBERT student",
+            revision=revision,
+            create_pr=create_pr,
+        )
+    except Exception as error:  # HTTP errors, refused connections, timeouts: one clear error for all of them
+        raise PushError(_push_failure(error, student_dir, repo_id, api.endpoint, token)) from None
+    logger.info(f"Pushed {student_dir} to {info.commit_url}")
+    return info
+
+
+def _push_failure(error: Exception, student_dir, repo_id: str, endpoint: str, token: str | None) -> str:
+    reason = f"{type(error).__name__}: {error}"
+    for secret in {token, get_token()} - {None, ""}:
+        reason = reason.replace(secret, "<token>")
+    status = getattr(getattr(error, "response", None), "status_code", None)
+    if status in (401, 403):
+        reason += "\nThe Hub refused the token: use a token with write access (`HF_TOKEN` or `hf auth login`)."
+    elif status is None and "connect" in type(error).__name__.lower():
+        reason += f"\n{endpoint} could not be reached; check the network or `HF_ENDPOINT`."
+    return (
+        f"Could not push {student_dir} to {repo_id} on {endpoint}. The local student is unchanged; nothing was "
+        f"committed unless the Hub reports otherwise. Reason: {reason}"
+    )
+
+
+__all__ = ["PushArguments", "PushError", "push_student", "student_files"]
