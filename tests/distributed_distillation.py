@@ -1,6 +1,8 @@
 """One SGD distillation step on 16 rows, run by tests/test_distributed.py alone or under `accelerate launch`.
 
-Writes, from the main process, that step's log entry and the updated student's weights to `--output`.
+Writes, from the main process, that step's log entry and the updated student's weights to `--output`. With
+`--hub_model_id`, Trainer's own Hub arguments push the step's checkpoint (`hub_strategy="every_save"`) and then the
+model with `trainer.push_to_hub()` (tests/test_hub.py; the endpoint and token come from the environment).
 """
 
 import argparse
@@ -17,16 +19,23 @@ def main() -> None:
     parser.add_argument("--output", required=True)
     parser.add_argument("--per_device_train_batch_size", type=int, required=True)
     parser.add_argument("--stage", default="intermediate")
+    parser.add_argument("--hub_model_id")
     options = parser.parse_args()
+    hub = {}
+    if options.hub_model_id:
+        hub = dict(push_to_hub=True, hub_model_id=options.hub_model_id, hub_strategy="every_save",
+                   save_strategy="steps", save_steps=1)  # fmt: skip
 
     teacher, student = teacher_and_student()
     args = arguments(
         options.output + ".run", stage=options.stage, per_device_train_batch_size=options.per_device_train_batch_size,
         max_steps=1, logging_steps=1, optim="sgd", learning_rate=0.5, lr_scheduler_type="constant",
-        max_grad_norm=0.0, hard_label_loss_weight=0.5 if options.stage == "prediction" else None,
+        max_grad_norm=0.0, hard_label_loss_weight=0.5 if options.stage == "prediction" else None, **hub,
     )  # fmt: skip
     trainer = DistillationTrainer(model=student, teacher_model=teacher, args=args, train_dataset=dataset(rows=16))
     trainer.train()
+    if options.hub_model_id:
+        trainer.push_to_hub()
     if trainer.is_world_process_zero():
         # the teacher must stay a plain module (never DDP-wrapped) in eval mode
         assert type(trainer.teacher_model).__name__ == type(teacher).__name__ and not trainer.teacher_model.training

@@ -16,6 +16,7 @@ from transformers import AutoModelForSequenceClassification, AutoModelForTokenCl
 from tinybert_hf.onnx_model import onnx_pipeline
 
 from .conftest import TINY_WORDS, tiny_bert_config
+from .hub_servers import TOKEN
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -25,11 +26,29 @@ def cli() -> list[str]:
     return [installed] if installed else [sys.executable, "-m", "tinybert_hf.cli"]
 
 
-def run(arguments: list[str], timeout: int = 600) -> subprocess.CompletedProcess:
-    env = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1", "PYTHONPATH": str(ROOT)}
+def run(arguments: list[str], timeout: int = 600, hub: str | None = None) -> subprocess.CompletedProcess:
+    """The CLI in a subprocess, offline; with `hub` (a loopback endpoint) the Hub client talks to it instead."""
+    env = offline_env()
+    if hub:
+        env.update(HF_HUB_OFFLINE="0", HF_ENDPOINT=hub, HF_TOKEN=TOKEN)
     result = subprocess.run([*cli(), *arguments], env=env, capture_output=True, text=True, timeout=timeout)
     assert result.returncode == 0, result.stderr[-4000:]
     return result
+
+
+PRINT_LOGITS = """
+import sys, torch, tinybert_hf
+from transformers import AutoModelForSequenceClassification, AutoTokenizer
+model = AutoModelForSequenceClassification.from_pretrained(sys.argv[1]).eval()
+tokenizer = AutoTokenizer.from_pretrained(sys.argv[1])
+with torch.no_grad():
+    logits = model(**tokenizer(["Good great film", "Dull bad plot"], padding=True, return_tensors="pt")).logits
+print("logits", logits.tolist())
+"""
+
+
+def offline_env() -> dict[str, str]:
+    return {**os.environ, "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1", "PYTHONPATH": str(ROOT)}
 
 
 @pytest.fixture
@@ -73,7 +92,7 @@ def assert_card_is_real(path: Path, results: dict) -> str:
     return text
 
 
-def test_distill_runs_the_recipe_and_resumes_finished_steps(tmp_path, backbone):
+def test_distill_runs_the_recipe_pushes_and_resumes_finished_steps(tmp_path, backbone, hub_servers):
     for split, count in (("train", 96), ("dev", 32), ("test", 32)):
         lines = ["sentence,sentiment"] + [f"{text},{label}" for text, label in sentences(count, seed=len(split))]
         (tmp_path / f"{split}.csv").write_text("\n".join(lines) + "\n", encoding="utf-8")
@@ -87,8 +106,11 @@ def test_distill_runs_the_recipe_and_resumes_finished_steps(tmp_path, backbone):
         "--num_augmentations", "2", "--batch_size", "16", "--learning_rate", "1e-3",
         "--teacher_learning_rate", "1e-3", "--speed_batch_size", "4", "--speed_seq_length", "16", "--baseline", "true",
     ]  # fmt: skip
-    first = run(arguments)
+    repo_id = "tinybert-test/recipe-student"
+    hub_options = ["--push_to_hub", "--hub_model_id", repo_id, "--hub_strategy", "every_save"]
+    first = run([*arguments, *hub_options], hub=hub_servers.upload_endpoint)
     assert "student (distilled)" in first.stdout and "student (fine-tuned, no teacher)" in first.stdout
+    assert TOKEN not in first.stdout + first.stderr
     results = json.loads((output / "results.json").read_text())
     assert results["splits"] == {"train": 96, "validation": 32, "test": 32}
     assert results["augmentation"]["rows"] > 96 and results["labels"] == ["negative", "positive"]
@@ -101,7 +123,29 @@ def test_distill_runs_the_recipe_and_resumes_finished_steps(tmp_path, backbone):
     assert {"model.safetensors", "config.json", "modeling_tinybert.py", "tokenizer.json"} <= shipped
     assert not shipped & {"checkpoints", "training_args.bin", "pytorch_model.bin"}, shipped
     assert {"README.md", "tinybert_results.json"} <= shipped  # the card, and what it was rendered from
-    assert_card_is_real(output / "student" / "README.md", results)
+    card = assert_card_is_real(output / "student" / "README.md", results)
+    assert f'from_pretrained("{repo_id}")' in card
+
+    # Pushed: stage 2's epochs by Trainer's own Hub arguments as they were saved, then the finished student with
+    # its card, which olah serves back with identical outputs.
+    repository = hub_servers.upload.repository(repo_id)
+    history = subprocess.run(["git", "log", "--format=%s"], cwd=repository, capture_output=True, text=True).stdout
+    assert "Training in progress, epoch 1" in history and history.startswith("Upload TinyBERT student"), history
+    assert (repository / "README.md").read_text() == card
+    assert (repository / "model.safetensors").read_bytes() == (output / "student" / "model.safetensors").read_bytes()
+    assert not (repository / "training_args.bin").exists()
+    for path in repository.rglob("*"):
+        assert not path.is_file() or TOKEN.encode() not in path.read_bytes(), path
+    loaded = subprocess.run(
+        [sys.executable, "-c", PRINT_LOGITS, repo_id],
+        env={**os.environ, "HF_HUB_OFFLINE": "0", "HF_ENDPOINT": hub_servers.download_endpoint,
+             "HF_HOME": str(tmp_path / "hf-home"), "PYTHONPATH": str(ROOT)},
+        capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert loaded.returncode == 0, loaded.stderr[-3000:]
+    local = subprocess.run([sys.executable, "-c", PRINT_LOGITS, str(output / "student")], env=offline_env(),
+                           capture_output=True, text=True, timeout=300)  # fmt: skip
+    assert loaded.stdout == local.stdout and "logits" in local.stdout
 
     model = AutoModelForSequenceClassification.from_pretrained(output / "student")
     assert type(model).__name__ == "TinyBertForSequenceClassification" and model.config.id2label[1] == "positive"

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from huggingface_hub import ModelCard
 from transformers import AutoTokenizer
 
 from tinybert_hf import TinyBertForSequenceClassification
@@ -235,3 +236,38 @@ def test_missing_code_files_and_auto_map_are_added_from_the_package(student_dir)
     assert Path(operations["modeling_tinybert.py"].path_or_fileobj) == package / "modeling_tinybert.py"
     pushed_config = operations["config.json"].path_or_fileobj.decode()
     assert '"AutoModel": "modeling_tinybert.TinyBertModel"' in pushed_config
+
+
+def test_trainer_hub_arguments_push_checkpoints_and_the_model_with_a_tagged_card(hub_servers, tmp_path):
+    """DistillationTrainer with Trainer's own `push_to_hub` / `hub_model_id` / `hub_strategy`, in a subprocess."""
+    repo_id = "tinybert-test/trainer-push"
+    env = {**os.environ, "HF_ENDPOINT": hub_servers.upload_endpoint, "HF_TOKEN": TOKEN, "PYTHONPATH": str(ROOT)}
+    env.pop("HF_HUB_OFFLINE", None)
+    output = tmp_path / "run.json"
+    result = subprocess.run(
+        [sys.executable, str(ROOT / "tests" / "distributed_distillation.py"), "--output", str(output),
+         "--per_device_train_batch_size", "16", "--hub_model_id", repo_id],
+        cwd=ROOT, env=env, capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr[-4000:]
+    assert TOKEN not in result.stdout + result.stderr
+    repository = hub_servers.upload.repository(repo_id)
+    history = subprocess.run(["git", "log", "--format=%s"], cwd=repository, capture_output=True, text=True).stdout
+    assert "Training in progress, step 1" in history, history
+    files = committed_files(hub_servers, repo_id)
+    assert {"model.safetensors", "config.json", "modeling_tinybert.py", "README.md"} <= set(files)
+    card = ModelCard(files["README.md"].decode())
+    assert {"tinybert", "knowledge-distillation"} <= set(card.data.tags)
+
+
+def test_recipe_push_to_hub_with_a_refused_token_fails_before_any_training(hub_servers, tmp_path):
+    env = {**os.environ, "HF_ENDPOINT": hub_servers.upload_endpoint, "HF_TOKEN": "hf_refused000000000000000000000000"}
+    env.update(PYTHONPATH=str(ROOT), HF_HUB_OFFLINE="0")
+    result = subprocess.run(
+        [*cli(), "distill", "--output_dir", str(tmp_path / "out"), "--push_to_hub", "--hub_model_id", "org/student"],
+        env=env, capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert result.returncode == 1 and "Traceback" not in result.stderr
+    assert "Cannot create the Hub repository 'org/student'" in result.stderr and "401" in result.stderr
+    assert "hf_refused" not in result.stderr
+    assert not (tmp_path / "out" / "teacher").exists()

@@ -82,7 +82,16 @@ def main(argv: list[str] | None = None) -> int:
             print(f"Unknown command {argv[0]!r}; choose one of {', '.join(COMMANDS)}.", file=sys.stderr)
             return 2
         return 0
-    command, rest = argv[0], argv[1:]
+    from .hub import PushError
+
+    try:
+        return _run(argv[0], argv[1:])
+    except (PushError, FileNotFoundError) as error:  # the reason is the whole message; a traceback adds nothing
+        print(f"tinybert-hf {argv[0]}: {error}", file=sys.stderr)
+        return 1
+
+
+def _run(command: str, rest: list[str]) -> int:
     from . import recipe
 
     if command == "distill":
@@ -165,21 +174,17 @@ def main(argv: list[str] | None = None) -> int:
         (card_arguments,) = HfArgumentParser(CardArguments).parse_args_into_dataclasses(args=rest)
         print(f"model card written to {write_model_card(card_arguments.model, repo_id=card_arguments.repo_id)}")
     elif command == "push":
-        from .hub import PushArguments, PushError, push_student
+        from .hub import PushArguments, push_student
 
         (push_arguments,) = HfArgumentParser(PushArguments).parse_args_into_dataclasses(args=rest)
-        try:
-            info = push_student(
-                push_arguments.model,
-                push_arguments.repo_id,
-                private=push_arguments.private,
-                revision=push_arguments.revision,
-                commit_message=push_arguments.commit_message,
-                create_pr=push_arguments.create_pr,
-            )
-        except (PushError, FileNotFoundError) as error:
-            print(f"tinybert-hf push: {error}", file=sys.stderr)
-            return 1
+        info = push_student(
+            push_arguments.model,
+            push_arguments.repo_id,
+            private=push_arguments.private,
+            revision=push_arguments.revision,
+            commit_message=push_arguments.commit_message,
+            create_pr=push_arguments.create_pr,
+        )
         print(f"pushed {push_arguments.model} to {info.commit_url}")
     return 0
 

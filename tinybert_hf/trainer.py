@@ -30,6 +30,7 @@ from .losses import (
     logits_mse,
     soft_cross_entropy,
 )
+from .model_card import CARD_TAGS
 from .modeling_tinybert import TinyBertPreTrainedModel
 from .sparsity import prunable_linears
 from .student_init import uniform_layer_subset
@@ -539,6 +540,12 @@ class DistillationTrainer(Trainer):
             return super().evaluate(eval_dataset, ignore_keys=ignore_keys, metric_key_prefix=metric_key_prefix)
         finally:
             self._eval_prefix = outer_prefix
+
+    def create_model_card(self, *args, tags: str | list[str] | None = None, **kwargs) -> None:
+        """[`Trainer.create_model_card`] (written when `push_to_hub` pushes), tagged `tinybert` and
+        `knowledge-distillation`. The recipe's students get the full card of `tinybert_hf.model_card` instead."""
+        tags = [tags] if isinstance(tags, str) else list(tags or [])
+        super().create_model_card(*args, tags=[*tags, *(tag for tag in CARD_TAGS if tag not in tags)], **kwargs)
 
     def log(self, logs: dict[str, float], start_time: float | None = None) -> None:
         """Add the mean of each loss part since the last log, over all processes: `loss_<part>` in training,
