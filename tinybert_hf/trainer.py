@@ -21,6 +21,7 @@ from transformers.modeling_outputs import SequenceClassifierOutput
 from transformers.utils import logging
 
 from .attention_capture import AttentionRecord, record_attention, supports_attention_recording
+from .distributed import prepare_teacher
 from .losses import (
     attention_kl,
     attention_relation_kl,
@@ -222,10 +223,8 @@ class DistillationTrainer(Trainer):
         self.layer_mapping = self._check_compatibility(model, teacher_model, args)
         super().__init__(model=model, args=args, **kwargs)
 
-        teacher_model.eval()
-        teacher_model.requires_grad_(False)
-        # Placed like the student but never wrapped for gradient sync: it only runs forward passes.
-        self.teacher_model = self.accelerator.prepare_model(teacher_model, evaluation_mode=True)
+        # Frozen, never wrapped for gradient sync; sharded like the student under FSDP and DeepSpeed ZeRO-3.
+        self.teacher_model = prepare_teacher(teacher_model, self.accelerator)
         # compute_loss normalizes each part over the whole accumulation window: Trainer must not divide again
         self.loss_is_scaled_for_ga = True
         self._window_units: torch.Tensor | None = None  # (len(UNITS),) summed over the window and processes
