@@ -22,6 +22,8 @@ setup(
     long_description_content_type="text/markdown",
     license="Apache-2.0",
     packages=find_packages(include=["tinybert_hf", "tinybert_hf.*"]),
+    # the model card template: model_cards/ in the source tree, linked into the package so wheels carry it
+    package_data={"tinybert_hf": ["templates/*.md"]},
     python_requires=">=3.10",
     install_requires=[
         # Any torch from 2.6 works; constraints.txt pins the CPU build 2.13.0 that the tests ran with.

@@ -33,14 +33,15 @@ EMBEDDED_DATA = {
 
 
 def template_path() -> Path:
-    """`model_cards/tinybert_student.md` of the source tree (the README installs it with `pip install -e .`)."""
-    path = Path(__file__).resolve().parent.parent / "model_cards" / TEMPLATE_NAME
-    if not path.is_file():
-        raise FileNotFoundError(
-            f"The model card template {path} is missing: install tinybert-hf from a source checkout "
-            "(`pip install -e .`), which keeps `model_cards/` next to the package."
-        )
-    return path
+    """`model_cards/tinybert_student.md`: linked into the package as `templates/` (what a wheel carries), else read
+    from the source tree."""
+    package = Path(__file__).resolve().parent
+    for path in (package / "templates" / TEMPLATE_NAME, package.parent / "model_cards" / TEMPLATE_NAME):
+        if path.is_file():
+            return path
+    raise FileNotFoundError(
+        f"The model card template {TEMPLATE_NAME} is missing from {package / 'templates'}: reinstall tinybert-hf."
+    )
 
 
 def _is_hub_id(name: str | None) -> bool:
