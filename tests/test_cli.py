@@ -13,6 +13,7 @@ from huggingface_hub import ModelCard
 from huggingface_hub.repocard_data import model_index_to_eval_results
 from transformers import AutoModelForSequenceClassification, AutoModelForTokenClassification, BertModel, pipeline
 
+from tinybert_hf.hub import student_files
 from tinybert_hf.onnx_model import onnx_pipeline
 
 from .conftest import TINY_WORDS, tiny_bert_config
@@ -146,6 +147,12 @@ def test_distill_runs_the_recipe_pushes_and_resumes_finished_steps(tmp_path, bac
     local = subprocess.run([sys.executable, "-c", PRINT_LOGITS, str(output / "student")], env=offline_env(),
                            capture_output=True, text=True, timeout=300)  # fmt: skip
     assert loaded.stdout == local.stdout and "logits" in local.stdout
+    # Pushing the same student elsewhere renders the card for that repository, unless the user edited the card.
+    cards = {op.path_in_repo: op.path_or_fileobj for op in student_files(output / "student", "other-org/copy")}
+    assert b'from_pretrained("other-org/copy")' in cards["README.md"]
+    (output / "student" / "README.md").write_text(card + "\nEdited by hand.\n")
+    cards = {op.path_in_repo: op.path_or_fileobj for op in student_files(output / "student", "other-org/copy")}
+    assert cards["README.md"] == output / "student" / "README.md"
 
     model = AutoModelForSequenceClassification.from_pretrained(output / "student")
     assert type(model).__name__ == "TinyBertForSequenceClassification" and model.config.id2label[1] == "positive"

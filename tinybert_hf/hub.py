@@ -78,18 +78,20 @@ def student_files(student_dir: str | Path, repo_id: str) -> list[CommitOperation
     operations = [CommitOperationAdd(name, directory / name) for name in _weight_files(directory)]
 
     config = json.loads(config_path.read_text())
+    config_file: Path | bytes = config_path
     if config.get("model_type") == "tinybert":
         from .modeling_tinybert import TINYBERT_AUTO_MAP
 
-        # Students saved by this package already carry both; older or hand-made directories get them here.
-        config["auto_map"] = {**(config.get("auto_map") or {}), **TINYBERT_AUTO_MAP}
+        # Students saved by this package carry both; older or hand-made directories get them here.
+        auto_map = config.get("auto_map") or {}
+        if any(auto_map.get(key) != value for key, value in TINYBERT_AUTO_MAP.items()):
+            config["auto_map"] = {**auto_map, **TINYBERT_AUTO_MAP}
+            config_file = (json.dumps(config, indent=2, sort_keys=True) + "\n").encode()
         package = Path(__file__).resolve().parent
         for name in CODE_FILES:
             source = directory / name if (directory / name).is_file() else package / name
             operations.append(CommitOperationAdd(name, source))
-    operations.append(
-        CommitOperationAdd("config.json", (json.dumps(config, indent=2, sort_keys=True) + "\n").encode())
-    )
+    operations.append(CommitOperationAdd("config.json", config_file))
 
     tokenizer = [name for name in TOKENIZER_FILES if (directory / name).is_file()]
     if not {"tokenizer.json", "vocab.txt"} & set(tokenizer):
@@ -99,19 +101,29 @@ def student_files(student_dir: str | Path, repo_id: str) -> list[CommitOperation
         )
     operations += [CommitOperationAdd(name, directory / name) for name in tokenizer]
 
-    record = directory / RESULTS_NAME
-    if record.is_file():
-        card = render_model_card(json.loads(record.read_text()), repo_id=repo_id)
-        operations.append(CommitOperationAdd("README.md", str(card).encode()))
-        operations.append(CommitOperationAdd(RESULTS_NAME, record))
-    elif (directory / "README.md").is_file():
-        operations.append(CommitOperationAdd("README.md", directory / "README.md"))
-    else:
-        raise FileNotFoundError(
-            f"{directory} has no model card (README.md) and no {RESULTS_NAME} to render one from: a pushed model "
-            "needs a card. Students made by `tinybert-hf distill` have both; otherwise write README.md yourself."
-        )
+    operations.append(_card(directory, repo_id))
+    if (directory / RESULTS_NAME).is_file():
+        operations.append(CommitOperationAdd(RESULTS_NAME, directory / RESULTS_NAME))
     return operations
+
+
+def _card(directory: Path, repo_id: str) -> CommitOperationAdd:
+    """The card for `repo_id`: rendered from the run's record unless the user edited the rendered card, whose
+    edits win (with a warning that its loading examples may name another repository)."""
+    record, readme = directory / RESULTS_NAME, directory / "README.md"
+    if record.is_file():
+        results = json.loads(record.read_text())
+        rendered = str(render_model_card(results, repo_id=repo_id))
+        if readme.is_file() and readme.read_text() not in (rendered, str(render_model_card(results))):
+            logger.warning(f"{readme} differs from the card its run renders: pushing it as edited, unchanged.")
+            return CommitOperationAdd("README.md", readme)
+        return CommitOperationAdd("README.md", rendered.encode())
+    if readme.is_file():
+        return CommitOperationAdd("README.md", readme)
+    raise FileNotFoundError(
+        f"{directory} has no model card (README.md) and no {RESULTS_NAME} to render one from: a pushed model "
+        "needs a card. Students made by `tinybert-hf distill` have both; otherwise write README.md yourself."
+    )
 
 
 def _weight_files(directory: Path) -> list[str]:
