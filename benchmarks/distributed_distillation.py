@@ -104,6 +104,7 @@ def launch(options: argparse.Namespace) -> None:
     env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1", "TOKENIZERS_PARALLELISM": "false"}
     # Open MPI refuses to start as root unless told; CI containers often run as root
     env.update(OMPI_ALLOW_RUN_AS_ROOT="1", OMPI_ALLOW_RUN_AS_ROOT_CONFIRM="1")
+    env.setdefault("MASTER_PORT", "29517")  # where mpirun-started processes meet (not the default 29500)
     work = Path(tempfile.mkdtemp(prefix="distributed-distillation-"))
     hostfile = work / "hostfile"
     hostfile.write_text("localhost slots=2\n")

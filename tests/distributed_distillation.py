@@ -36,12 +36,16 @@ def main() -> None:
     trainer.train()
     if options.hub_model_id:
         trainer.push_to_hub()
+    # the teacher is never wrapped for gradient sync (a plain module, or a ZeRO-3 inference engine) and stays in eval
+    teacher_class = type(trainer.teacher_model).__name__
+    in_training_mode = trainer.accelerator.unwrap_model(trainer.teacher_model).training  # (a ZeRO-3 engine's own
+    assert "DistributedDataParallel" not in teacher_class and not in_training_mode, teacher_class  # flag is stale)
+    weights = trainer.accelerator.get_state_dict(trainer.model_wrapped)  # gathered when sharded (ZeRO-3)
     if trainer.is_world_process_zero():
-        # the teacher must stay a plain module (never DDP-wrapped) in eval mode
-        assert type(trainer.teacher_model).__name__ == type(teacher).__name__ and not trainer.teacher_model.training
-        torch.save(student.state_dict(), options.output + ".pt")
+        torch.save({key: value.float() for key, value in weights.items()}, options.output + ".pt")
+        record = {"world_size": trainer.args.world_size, "log": trainer.state.log_history[0], "teacher": teacher_class}
         with open(options.output, "w") as file:
-            json.dump({"world_size": trainer.args.world_size, "log": trainer.state.log_history[0]}, file)
+            json.dump(record, file)
 
 
 if __name__ == "__main__":

