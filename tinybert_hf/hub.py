@@ -176,11 +176,14 @@ def push_student(
         [`PushError`]: the Hub refused or could not be reached; the message gives the reason (never the token).
     """
     operations = student_files(student_dir, repo_id)  # every local check before the first request
+    try:
+        created = create_repository(repo_id, private=private, token=token, endpoint=endpoint)
+    except PushError as error:
+        raise PushError(f"Could not push {student_dir}: the local student is unchanged. {error}") from None
+    if created != repo_id:  # a bare name: the Hub put it in the token owner's namespace; the card names that
+        repo_id, operations = created, student_files(student_dir, created)
     api = HfApi(endpoint=endpoint, token=token)
     try:
-        created = api.create_repo(repo_id, private=private, exist_ok=True).repo_id
-        if created != repo_id:  # a bare name: the Hub put it in the token owner's namespace; the card names that
-            repo_id, operations = created, student_files(student_dir, created)
         info = api.create_commit(
             repo_id,
             [*operations, *(CommitOperationDelete(path) for path in delete_from_repo)],
@@ -189,12 +192,36 @@ def push_student(
             create_pr=create_pr,
         )
     except Exception as error:  # HTTP errors, refused connections, timeouts: one clear error for all of them
-        raise PushError(_push_failure(error, student_dir, repo_id, api.endpoint, token)) from None
+        raise PushError(
+            f"Could not push {student_dir} to {repo_id} on {api.endpoint}: the local student is unchanged; nothing "
+            f"was committed unless the Hub reports otherwise. Reason: {_reason(error, api.endpoint, token)}"
+        ) from None
     logger.info(f"Pushed {student_dir} to {info.commit_url}")
     return info
 
 
-def _push_failure(error: Exception, student_dir, repo_id: str, endpoint: str, token: str | None) -> str:
+def create_repository(
+    repo_id: str, *, private: bool = False, token: str | None = None, endpoint: str | None = None
+) -> str:
+    r"""
+    Create `repo_id` on the Hub unless it exists, and return its full id (a bare name gets the token owner's
+    namespace). Checks the token and the name before anything long runs.
+
+    Raises:
+        [`PushError`]: the Hub refused or could not be reached (the message never holds the token).
+    """
+    api = HfApi(endpoint=endpoint, token=token)
+    try:
+        return api.create_repo(repo_id, private=private, exist_ok=True).repo_id
+    except Exception as error:
+        raise PushError(
+            f"Could not create the Hub repository {repo_id!r} on {api.endpoint}. Reason: "
+            f"{_reason(error, api.endpoint, token)}"
+        ) from None
+
+
+def _reason(error: Exception, endpoint: str, token: str | None) -> str:
+    """The error's type and message with any token replaced, plus what to check for the usual causes."""
     reason = f"{type(error).__name__}: {error}"
     for secret in {token, get_token()} - {None, ""}:
         reason = reason.replace(secret, "<token>")
@@ -203,10 +230,7 @@ def _push_failure(error: Exception, student_dir, repo_id: str, endpoint: str, to
         reason += "\nThe Hub refused the token: use a token with write access (`HF_TOKEN` or `hf auth login`)."
     elif status is None and "connect" in type(error).__name__.lower():
         reason += f"\n{endpoint} could not be reached; check the network or `HF_ENDPOINT`."
-    return (
-        f"Could not push {student_dir} to {repo_id} on {endpoint}. The local student is unchanged; nothing was "
-        f"committed unless the Hub reports otherwise. Reason: {reason}"
-    )
+    return reason
 
 
-__all__ = ["PushArguments", "PushError", "push_student", "student_files"]
+__all__ = ["PushArguments", "PushError", "create_repository", "push_student", "student_files"]

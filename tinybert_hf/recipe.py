@@ -290,16 +290,11 @@ def _hub_arguments(args: RecipeArguments) -> dict:
 
 def hub_repository(args: RecipeArguments) -> str:
     """Create the student's repository (exist_ok) and return its full id: a bad token or name fails here, before
-    any training, and a bare name gets the token owner's namespace as Trainer does."""
-    from huggingface_hub import HfApi
-
-    from .hub import PushError
+    any training, and a bare name (default: the output directory's) gets the token owner's namespace, as Trainer."""
+    from .hub import create_repository
 
     name = args.hub_model_id or Path(args.output_dir).absolute().name
-    try:
-        return HfApi().create_repo(name, private=args.hub_private_repo, exist_ok=True).repo_id
-    except Exception as error:
-        raise PushError(f"Cannot create the Hub repository {name!r} for --push_to_hub: {error}") from None
+    return create_repository(name, private=args.hub_private_repo)
 
 
 def tokenize(data: DatasetDict | Dataset, tokenizer, args: RecipeArguments):
