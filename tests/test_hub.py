@@ -73,6 +73,7 @@ def loopback_only(hub_servers, monkeypatch):
     import huggingface_hub.constants
 
     monkeypatch.setattr(huggingface_hub.constants, "ENDPOINT", hub_servers.upload_endpoint)
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", False)  # CI runs offline, loopback is fine
 
 
 @pytest.fixture
@@ -160,7 +161,7 @@ def test_pushed_student_is_served_by_olah_and_loads_three_ways(hub_servers, stud
 
 def test_cli_push_takes_the_token_from_the_environment_and_never_shows_it(hub_servers, student_dir):
     env = {**os.environ, "HF_ENDPOINT": hub_servers.upload_endpoint, "HF_TOKEN": TOKEN, "PYTHONPATH": str(ROOT)}
-    env.pop("HF_HUB_OFFLINE", None)
+    env["HF_HUB_OFFLINE"] = "0"  # the loopback server only
     result = subprocess.run(
         [*cli(), "push", "--model", str(student_dir), "--repo_id", "tinybert-test/from-cli"],
         env=env,
@@ -200,6 +201,7 @@ def test_cli_failed_push_exits_with_the_reason_and_no_token(hub_servers, student
     hub_servers.upload.fail_commits = True
     try:
         env = {**os.environ, "HF_ENDPOINT": hub_servers.upload_endpoint, "HF_TOKEN": TOKEN, "PYTHONPATH": str(ROOT)}
+        env["HF_HUB_OFFLINE"] = "0"  # the loopback server only
         result = subprocess.run(
             [*cli(), "push", "--model", str(student_dir), "--repo_id", "tinybert-test/cli-failing"],
             env=env,
@@ -242,7 +244,7 @@ def test_trainer_hub_arguments_push_checkpoints_and_the_model_with_a_tagged_card
     """DistillationTrainer with Trainer's own `push_to_hub` / `hub_model_id` / `hub_strategy`, in a subprocess."""
     repo_id = "tinybert-test/trainer-push"
     env = {**os.environ, "HF_ENDPOINT": hub_servers.upload_endpoint, "HF_TOKEN": TOKEN, "PYTHONPATH": str(ROOT)}
-    env.pop("HF_HUB_OFFLINE", None)
+    env["HF_HUB_OFFLINE"] = "0"  # the loopback server only
     output = tmp_path / "run.json"
     result = subprocess.run(
         [sys.executable, str(ROOT / "tests" / "distributed_distillation.py"), "--output", str(output),

@@ -17,6 +17,7 @@ of it.
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -113,11 +114,13 @@ def _card(directory: Path, repo_id: str) -> CommitOperationAdd:
     record, readme = directory / RESULTS_NAME, directory / "README.md"
     if record.is_file():
         results = json.loads(record.read_text())
-        rendered = str(render_model_card(results, repo_id=repo_id))
-        if readme.is_file() and readme.read_text() not in (rendered, str(render_model_card(results))):
-            logger.warning(f"{readme} differs from the card its run renders: pushing it as edited, unchanged.")
-            return CommitOperationAdd("README.md", readme)
-        return CommitOperationAdd("README.md", rendered.encode())
+        if readme.is_file():
+            text = readme.read_text()
+            named = re.search(r'from_pretrained\("([^"]+)"', text)  # the repository it was rendered for
+            if named is None or text != str(render_model_card(results, repo_id=named.group(1))):
+                logger.warning(f"{readme} differs from the card its run renders: pushing it as edited, unchanged.")
+                return CommitOperationAdd("README.md", readme)
+        return CommitOperationAdd("README.md", str(render_model_card(results, repo_id=repo_id)).encode())
     if readme.is_file():
         return CommitOperationAdd("README.md", readme)
     raise FileNotFoundError(
