@@ -7,8 +7,8 @@ follows the engine the student trains under, as `accelerate launch` configured i
 - DeepSpeed ZeRO-1/2 (optimizer state and gradients sharded, weights replicated): a full copy per process.
 - DeepSpeed ZeRO-3 (weights sharded): sharded too, as an inference-only DeepSpeed engine (no optimizer) that
   gathers each layer's weights for its forward pass.
-- FSDP 1 or 2 (weights sharded): sharded too, with the student's plugin settings (wrap policy, offload, mixed
-  precision).
+- FSDP 1 or 2 (weights sharded): sharded too, one shard unit per teacher block, with the student's sharding,
+  offload and mixed-precision settings.
 
 A sharded teacher is what makes a teacher larger than one device's memory usable; every process must then run the
 teacher's forward on every step (each holds only part of it), which the trainer does.
@@ -25,7 +25,7 @@ from accelerate.utils import DistributedType
 
 def prepare_teacher(teacher: torch.nn.Module, accelerator: Accelerator) -> torch.nn.Module:
     r"""
-    Put the frozen teacher in eval mode, without gradients, placed or sharded as the table in this module says.
+    Put the frozen teacher in eval mode, without gradients, placed or sharded as this module's docstring lists.
 
     Args:
         teacher (`torch.nn.Module`): the teacher model (any `PreTrainedModel`).
