@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import socket
 
 import pytest
 import torch
@@ -13,6 +14,13 @@ from tinybert_hf.embedded import packaged_teacher_path
 
 TINY_WORDS = ["good", "bad", "film", "plot", "great", "dull", "cast", "new", "york", "paris", "##s", "the", "a"]
 TINY_VOCAB = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", *TINY_WORDS]
+
+
+def free_port() -> int:
+    """A loopback port nothing listens on (for servers and process groups the tests start)."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
 
 
 def tiny_config(**overrides) -> TinyBertConfig:

@@ -17,7 +17,6 @@ import json
 import os
 import re
 import shutil
-import socket
 import subprocess
 import threading
 import time
@@ -27,6 +26,7 @@ from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
+from .conftest import free_port
 from .hub_server import HubUploadServer
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -44,12 +44,6 @@ def olah_command() -> str:
         if candidate and Path(candidate).is_file():
             return str(candidate)
     raise FileNotFoundError(f"olah-cli not found; the Hub tests need it: `{INSTALL_OLAH}` (see README).")
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 class OlahFront(ThreadingHTTPServer):

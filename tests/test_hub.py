@@ -20,8 +20,8 @@ from transformers import AutoTokenizer
 from tinybert_hf import TinyBertForSequenceClassification
 from tinybert_hf.hub import PushError, push_student, student_files
 
-from .conftest import tiny_config
-from .hub_servers import TOKEN, free_port
+from .conftest import free_port, tiny_config
+from .hub_servers import TOKEN
 from .test_cli import cli
 
 ROOT = Path(__file__).resolve().parent.parent
