@@ -38,8 +38,7 @@ TOKENIZER_FILES = (
     "added_tokens.json",
     "chat_template.jinja",
 )
-CODE_FILES = ("configuration_tinybert.py", "modeling_tinybert.py")
-PICKLE_WEIGHTS = ("pytorch_model.bin", "pytorch_model.bin.index.json", "training_args.bin")
+PICKLE_WEIGHTS = ("pytorch_model.bin", "pytorch_model.bin.index.json")
 
 
 class PushError(RuntimeError):
@@ -81,7 +80,7 @@ def student_files(student_dir: str | Path, repo_id: str) -> list[CommitOperation
     config = json.loads(config_path.read_text())
     config_file: Path | bytes = config_path
     if config.get("model_type") == "tinybert":
-        from .modeling_tinybert import TINYBERT_AUTO_MAP
+        from .modeling_tinybert import TINYBERT_AUTO_MAP, TINYBERT_CODE_FILES
 
         # Students saved by this package carry both; older or hand-made directories get them here.
         auto_map = config.get("auto_map") or {}
@@ -89,7 +88,7 @@ def student_files(student_dir: str | Path, repo_id: str) -> list[CommitOperation
             config["auto_map"] = {**auto_map, **TINYBERT_AUTO_MAP}
             config_file = (json.dumps(config, indent=2, sort_keys=True) + "\n").encode()
         package = Path(__file__).resolve().parent
-        for name in CODE_FILES:
+        for name in TINYBERT_CODE_FILES:
             source = directory / name if (directory / name).is_file() else package / name
             operations.append(CommitOperationAdd(name, source))
     operations.append(CommitOperationAdd("config.json", config_file))
@@ -139,7 +138,7 @@ def _weight_files(directory: Path) -> list[str]:
         return [index.name, *shards]
     if (directory / "model.safetensors").is_file():
         return ["model.safetensors"]
-    pickles = [name for name in PICKLE_WEIGHTS[:2] if (directory / name).is_file()]
+    pickles = [name for name in PICKLE_WEIGHTS if (directory / name).is_file()]
     hint = " (only pickle weights found: re-save with `save_pretrained`, which writes safetensors)" if pickles else ""
     raise FileNotFoundError(f"{directory} has no safetensors weights{hint}; only safetensors are pushed.")
 

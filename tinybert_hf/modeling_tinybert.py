@@ -53,6 +53,8 @@ TINYBERT_AUTO_MAP = {
     "AutoModelForSequenceClassification": "modeling_tinybert.TinyBertForSequenceClassification",
     "AutoModelForTokenClassification": "modeling_tinybert.TinyBertForTokenClassification",
 }
+# the files `trust_remote_code` imports the auto_map's classes from (shipped next to the weights)
+TINYBERT_CODE_FILES = tuple(sorted({f"{reference.split('.')[0]}.py" for reference in TINYBERT_AUTO_MAP.values()}))
 
 
 @dataclass

@@ -235,7 +235,9 @@ def load_task_model(model_path: str | Path) -> PreTrainedModel:
 def write_model_files(model_path: str | Path, output_dir: Path) -> None:
     """Copy the config and tokenizer of a saved model next to an ONNX graph (no weights, no modeling code)."""
     AutoConfig.from_pretrained(model_path).save_pretrained(output_dir)
-    for name in ("configuration_tinybert.py", "modeling_tinybert.py"):
+    from .modeling_tinybert import TINYBERT_CODE_FILES
+
+    for name in TINYBERT_CODE_FILES:
         (output_dir / name).unlink(missing_ok=True)
     try:
         AutoTokenizer.from_pretrained(model_path).save_pretrained(output_dir)

@@ -38,6 +38,7 @@ from transformers import (
     TrainingArguments,
     set_seed,
 )
+from transformers.trainer_utils import HubStrategy
 from transformers.utils import logging
 
 from .augmentation import AugmentationConfig, TinyBertAugmenter, load_word_vectors
@@ -57,7 +58,7 @@ from .trainer import STAGE_WEIGHTS, DistillationTrainer, DistillationTrainingArg
 logger = logging.get_logger(__name__)
 
 DONE_MARKER = "stage_done.json"
-HUB_STRATEGIES = ("end", "every_save", "checkpoint", "all_checkpoints")
+HUB_STRATEGIES = tuple(strategy.value for strategy in HubStrategy)  # end, every_save, checkpoint, all_checkpoints
 TEXT_TASK, TOKEN_TASK = "text-classification", "token-classification"
 STUDENT_INITS = ("pruned-teacher", "layer-subset", "random")
 # Names used by earlier versions (results.json of older runs); a bare path is read as 'general:<path>'.
@@ -545,6 +546,7 @@ def distil(
         output_dir / "student",
         args.prediction_epochs,
         quantization_aware=args.quantization_aware,
+        hub_arguments=_hub_arguments(args),
     )
     record["prediction_seconds"] = _done(output_dir / "student")["seconds"]
     return student, record
@@ -561,12 +563,14 @@ def distil_prediction_layer(
     directory: Path,
     epochs: float,
     quantization_aware: bool = False,
+    hub_arguments: dict | None = None,
 ) -> PreTrainedModel:
     """TinyBERT's stage 2 (and the recovery after pruning): the student learns the teacher's cached soft labels;
     the epoch that scores best on the dev split is saved to `directory` (reused when already finished).
 
     With `quantization_aware`, the student trains (and is scored on dev) through fake-quantized linear layers and
-    embeddings matching `args.int8_per_channel` / `args.int8_reduce_range`; the saved weights are plain fp32."""
+    embeddings matching `args.int8_per_channel` / `args.int8_reduce_range`; the saved weights are plain fp32.
+    `hub_arguments` (Trainer's `push_to_hub`, `hub_model_id`, ...) push the stage's epochs as they are saved."""
     if not _done(directory):
         start = time.perf_counter()
         cached = add_teacher_logits(train, teacher, batch_size=128)
@@ -577,7 +581,7 @@ def distil_prediction_layer(
             model=student,
             teacher_model=teacher,
             args=_distillation_arguments(
-                directory, args, epochs, stage="prediction", temperature=args.temperature, **_hub_arguments(args)
+                directory, args, epochs, stage="prediction", temperature=args.temperature, **(hub_arguments or {})
             ),
             train_dataset=cached,
             eval_dataset=validation,
