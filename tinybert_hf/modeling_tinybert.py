@@ -18,6 +18,7 @@ weights so that `trust_remote_code=True` loads a student where `tinybert_hf` is 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 
 import torch
 from torch import nn
@@ -384,6 +385,24 @@ class TinyBertOnlyMLMHead(nn.Module):
         return self.predictions(sequence_output)
 
 
+def _corrupt_safetensors_message(name_or_path, error: Exception) -> str:
+    """Name the local safetensors file that cannot be read (a crash or a full disk while writing truncates one)."""
+    from safetensors import safe_open  # a dependency of transformers
+
+    unreadable = []
+    for path in sorted(Path(name_or_path).glob("*.safetensors")):
+        try:
+            with safe_open(str(path), framework="pt"):
+                pass
+        except Exception:
+            unreadable.append(str(path))
+    where = ", ".join(unreadable) if unreadable else f"The safetensors weights of {name_or_path}"
+    return (
+        f"{where} could not be read ({error}): the file is truncated or corrupted, e.g. by a crash or a full disk "
+        "while it was written. Save or download it again."
+    )
+
+
 class TinyBertPreTrainedModel(PreTrainedModel):
     """Weight initialization, checkpoint compatibility and the distillation projection shared by TinyBERT models."""
 
@@ -415,13 +434,27 @@ class TinyBertPreTrainedModel(PreTrainedModel):
         r"""
         [`PreTrainedModel.from_pretrained`] that also reads the published TinyBERT checkpoints, which keep the
         distillation projection at the top level (`fit_dense.*`) instead of in the encoder (`bert.fit_dense.*`).
+
+        Only safetensors weights are read unless `use_safetensors=False` is passed (pickle-based `.bin` files can
+        run code when loaded: pass it only for checkpoints you trust, such as the original TinyBERT releases). A
+        truncated or invalid safetensors file is an `OSError` naming the file.
         """
         if cls is not TinyBertModel:
             key_mapping = dict(_PUBLISHED_TINYBERT_KEY_MAPPING)
             key_mapping.update(kwargs.get("key_mapping") or {})
             kwargs["key_mapping"] = key_mapping
+        safetensors_only = kwargs.setdefault("use_safetensors", True)
         try:
             return super().from_pretrained(pretrained_model_name_or_path, *model_args, **kwargs)
+        except OSError as error:
+            pickles = sorted(Path(pretrained_model_name_or_path).glob("*.bin")) if safetensors_only else []
+            if not pickles:
+                raise
+            raise OSError(
+                f"{pretrained_model_name_or_path} holds weights only as pickles ({pickles[0].name}), which can run "
+                "code when loaded; pass `use_safetensors=False` if you trust their source, or re-save them with "
+                "`save_pretrained` (safetensors)."
+            ) from error
         except RuntimeError as error:
             if "ignore_mismatched_sizes" not in str(error) or kwargs.get("ignore_mismatched_sizes"):
                 raise
@@ -437,6 +470,10 @@ class TinyBertPreTrainedModel(PreTrainedModel):
                 f"({len(mismatched)} tensors differ, e.g. {listing}). Load it with the config saved next to it, "
                 "or build a smaller student from it with `student_from_teacher_layers` (or pruning)."
             ) from error
+        except Exception as error:
+            if type(error).__name__ != "SafetensorError":
+                raise
+            raise OSError(_corrupt_safetensors_message(pretrained_model_name_or_path, error)) from error
 
     def save_pretrained(self, save_directory, *args, **kwargs):
         r"""

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Callable
+from pathlib import Path
 
 import torch
 from datasets import Dataset
@@ -46,6 +47,7 @@ def add_teacher_logits(
     teacher_model: PreTrainedModel,
     batch_size: int = 64,
     device: str | torch.device | None = None,
+    cache_dir: str | Path | None = None,
 ) -> Dataset:
     r"""
     Return `dataset` with a `teacher_logits` column holding the teacher's logits for every row.
@@ -63,6 +65,10 @@ def add_teacher_logits(
             Rows per teacher forward pass.
         device (`str` or `torch.device`, *optional*):
             Where to run the teacher; defaults to where its parameters are.
+        cache_dir (`str` or `Path`, *optional*):
+            Where to keep the result between runs (`teacher-logits-<fingerprint>.arrow`) when `dataset` lives in
+            memory and `datasets` would not cache it. `datasets` writes it under a temporary name and renames it
+            when complete, so a run killed meanwhile leaves nothing a later run would read.
 
     Returns:
         [`~datasets.Dataset`]: the same rows plus `teacher_logits`.
@@ -128,15 +134,19 @@ def add_teacher_logits(
                 results[index] = logits
         return {TEACHER_LOGITS_COLUMN: results}
 
+    fingerprint = hashlib.sha256(f"{dataset._fingerprint}-{teacher_fingerprint(teacher_model)}".encode()).hexdigest()
+    options = {}
+    if cache_dir is not None:
+        Path(cache_dir).mkdir(parents=True, exist_ok=True)
+        options["cache_file_name"] = str(Path(cache_dir) / f"teacher-logits-{fingerprint[:32]}.arrow")
     try:
         return dataset.map(
             logits_of,
             batched=True,
             batch_size=batch_size * 16,  # sorted into forward passes of `batch_size` inside
             desc="Teacher logits",
-            new_fingerprint=hashlib.sha256(
-                f"{dataset._fingerprint}-{teacher_fingerprint(teacher_model)}".encode()
-            ).hexdigest()[:32],
+            new_fingerprint=fingerprint[:32],
+            **options,
         )
     finally:
         teacher_model.train(was_training)

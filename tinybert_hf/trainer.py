@@ -20,8 +20,10 @@ from transformers import PreTrainedModel, Trainer, TrainingArguments
 from transformers.modeling_outputs import SequenceClassifierOutput
 from transformers.utils import logging
 
+from .atomic import is_complete_checkpoint, last_complete_checkpoint
 from .attention_capture import AttentionRecord, record_attention, supports_attention_recording
 from .distributed import prepare_teacher
+from .errors import NonFiniteLossError
 from .losses import (
     attention_kl,
     attention_relation_kl,
@@ -122,6 +124,13 @@ class DistillationTrainingArguments(TrainingArguments):
     )
     l2_penalty: float = field(
         default=0.0, metadata={"help": "Coefficient of sum(w^2) over the same weights (a coupled L2 penalty)."}
+    )
+    stop_on_nonfinite_loss: bool = field(
+        default=True,
+        metadata={
+            "help": "Stop with a `NonFiniteLossError` naming the loss part and the step when a training loss part "
+            "is NaN or infinite (before it reaches the weights), and refuse to save a checkpoint whose weights are."
+        },
     )
 
     def __post_init__(self):
@@ -320,12 +329,64 @@ class DistillationTrainer(Trainer):
         if TEACHER_LOGITS_COLUMN not in self._signature_columns:
             self._signature_columns.append(TEACHER_LOGITS_COLUMN)
 
-    def train(self, *args, **kwargs):
-        """[`Trainer.train`]; the accumulation-window counts live only while it runs."""
+    def train(self, resume_from_checkpoint: str | bool | None = None, *args, **kwargs):
+        """[`Trainer.train`]. `resume_from_checkpoint=True` resumes from the newest checkpoint Trainer *finished*
+        writing (one cut short by a kill is skipped and removed, see [`~tinybert_hf.atomic.last_complete_checkpoint`]);
+        a path must be a complete checkpoint. The accumulation-window counts live only while it runs."""
+        if resume_from_checkpoint is True:
+            resume_from_checkpoint = last_complete_checkpoint(self.args.output_dir)
+            if resume_from_checkpoint is None:
+                raise ValueError(f"No complete checkpoint to resume from in {self.args.output_dir}.")
+        elif resume_from_checkpoint and not is_complete_checkpoint(resume_from_checkpoint):
+            raise ValueError(
+                f"{resume_from_checkpoint} is not a complete Trainer checkpoint (no trainer_state.json, or truncated "
+                "weights): it was cut short while it was written. Resume from an earlier one, or pass "
+                "`resume_from_checkpoint=True` to pick the newest complete one."
+            )
         try:
-            return super().train(*args, **kwargs)
+            return super().train(resume_from_checkpoint, *args, **kwargs)
         finally:
             self._window_units, self._windows_since_log = None, 0
+
+    def _save_checkpoint(self, model, trial) -> None:
+        """[`Trainer._save_checkpoint`], refused when the weights are no longer finite: the last good checkpoint is
+        then still the newest one (and rotation does not delete it)."""
+        if self.args.stop_on_nonfinite_loss:
+            broken = _nonfinite_parameters(model)
+            if broken:
+                raise NonFiniteLossError(
+                    f"The student's weights are NaN or infinite at step {self.state.global_step} ({broken[0]}, "
+                    f"{len(broken)} tensors): the checkpoint was not saved. {self._recovery_hint()}"
+                )
+        super()._save_checkpoint(model, trial)
+
+    def _check_finite(self, parts: dict[str, torch.Tensor], model) -> None:
+        """Stop before a NaN or infinite loss part reaches the gradients (one host sync per micro-batch)."""
+        values = torch.stack([value.detach().float().reshape(()) for value in parts.values()])
+        if bool(torch.isfinite(values).all()):
+            return
+        bad = ", ".join(
+            f"{name} loss is {value.item()}" for name, value in parts.items() if not torch.isfinite(value).all()
+        )
+        broken = _nonfinite_parameters(model)
+        cause = (
+            f" The student's weights were already non-finite ({broken[0]}, {len(broken)} tensors): the previous "
+            "update diverged."
+            if broken
+            else ""
+        )
+        raise NonFiniteLossError(
+            f"Distillation stopped: the {bad} at step {self.state.global_step + 1} (epoch {self.state.epoch or 0:.2f})"
+            f"; this step changed no weight.{cause} {self._recovery_hint()}"
+        )
+
+    def _recovery_hint(self) -> str:
+        last = last_complete_checkpoint(self.args.output_dir, remove_incomplete=False)
+        where = f"The last good checkpoint is {last}." if last else "No checkpoint was saved before it."
+        return (
+            f"{where} Lower the learning rate, clip gradients (`max_grad_norm`), train in fp32 or bf16 rather than "
+            "fp16, or check the batch's inputs."
+        )
 
     def get_batch_samples(self, epoch_iterator, num_batches: int, device: torch.device):
         """Also count every loss part's units over the accumulation window and all processes (one all-reduce)."""
@@ -380,6 +441,8 @@ class DistillationTrainer(Trainer):
             student_attention=student_attention,
         )
         split = "train" if model.training else "eval"
+        if split == "train" and self.args.stop_on_nonfinite_loss:
+            self._check_finite(parts, model)
         if split == "train" and self._window_units is not None:
             batch_units = _batch_units(inputs).to(self._window_units.device)
             shares = batch_units / self._window_units.clamp(min=1)
@@ -584,6 +647,11 @@ def weight_penalty(model: torch.nn.Module, l1: float, l2: float) -> torch.Tensor
         if l2:
             total = total + l2 * module.weight.square().sum()
     return torch.as_tensor(total)
+
+
+def _nonfinite_parameters(model: torch.nn.Module) -> list[str]:
+    """Names of the parameters holding a NaN or an infinity."""
+    return [name for name, parameter in model.named_parameters() if not torch.isfinite(parameter).all()]
 
 
 def _attention_width(config, layer: int) -> int:
