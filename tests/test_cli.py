@@ -163,10 +163,12 @@ def test_distill_runs_the_recipe_pushes_and_resumes_finished_steps(tmp_path, bac
     second = run(arguments)  # every step is done: nothing is trained again
     assert (output / "student" / "model.safetensors").stat().st_mtime == weights
     assert "student (distilled)" in second.stdout
-    card_text = (output / "student" / "README.md").read_text()  # the rerun re-measured speed: a new card
-    (output / "student" / "README.md").unlink()  # `card` renders it again from what the run recorded
+    # the rerun re-measured speed, but the card the user edited is kept; `card` renders the new numbers on request
+    assert (output / "student" / "README.md").read_text() == card + "\nEdited by hand.\n"
+    assert "Keeping the edited" in second.stderr
+    (output / "student" / "README.md").unlink()
     run(["card", "--model", str(output / "student")])
-    assert (output / "student" / "README.md").read_text() == card_text
+    assert_card_is_real(output / "student" / "README.md", json.loads((output / "results.json").read_text()))
 
     # A student pruned from the fine-tuned teacher to a narrower shape, through the same recipe.
     data_options = arguments[arguments.index("--train_file") : arguments.index("--max_length") + 2]

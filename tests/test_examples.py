@@ -111,7 +111,7 @@ def test_general_distillation_example_streams_a_corpus(tmp_path, tiny_tokenizer)
         env={**os.environ, "HF_HUB_OFFLINE": "1"}, capture_output=True, text=True, timeout=300,
     )  # fmt: skip
     assert result.returncode == 0, result.stderr[-3000:]
-    student = TinyBertModel.from_pretrained(tmp_path / "general")
+    student = TinyBertModel.from_pretrained(tmp_path / "general" / "student")
     assert (student.config.num_hidden_layers, student.config.hidden_size, student.config.fit_size) == (2, 24, 32)
     assert "loss_attention" in result.stdout + result.stderr
 

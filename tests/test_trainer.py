@@ -5,9 +5,10 @@ import math
 import pytest
 import torch
 from datasets import Dataset
-from transformers import BertForSequenceClassification, BertModel
+from transformers import BertForSequenceClassification, BertModel, TrainerCallback
 
 from tinybert_hf import TinyBertConfig, TinyBertForSequenceClassification
+from tinybert_hf.errors import NonFiniteLossError
 from tinybert_hf.trainer import DistillationTrainer, DistillationTrainingArguments
 
 from .conftest import tiny_bert_config
@@ -294,3 +295,63 @@ def test_unlabelled_evaluation_still_reports_the_distillation_loss(tmp_path):
     parts = sum(metrics[f"eval_loss_{part}"] for part in ("embedding", "attention", "hidden"))
     assert metrics["eval_loss"] == pytest.approx(parts, rel=1e-5)
     assert trainer.evaluate(eval_dataset=unlabelled, metric_key_prefix="dev")["dev_loss_hidden"] > 0
+
+
+class Poison(TrainerCallback):
+    """Fill `tensor` with `value` at the end of step `step` (a fault injected into a running distillation)."""
+
+    def __init__(self, step: int, tensor: torch.Tensor, value: float):
+        self.step, self.tensor, self.value = step, tensor, value
+
+    def on_step_end(self, args, state, control, **kwargs):
+        if state.global_step == self.step:
+            with torch.no_grad():
+                self.tensor.fill_(self.value)
+
+
+def _guarded_trainer(tmp_path, poison) -> DistillationTrainer:
+    teacher, student = teacher_and_student()
+    args = arguments(tmp_path, stage="intermediate", max_steps=8, save_strategy="steps", save_steps=2)
+    tensor = poison(teacher, student)
+    return DistillationTrainer(
+        model=student, teacher_model=teacher, args=args, train_dataset=dataset(), callbacks=[Poison(3, *tensor)]
+    )
+
+
+def test_a_nan_loss_part_stops_training_naming_the_part_and_the_step(tmp_path):
+    # the teacher's last layer outputs NaN from step 4 on: only the hidden-state loss (layer 3 is mapped) sees it
+    trainer = _guarded_trainer(
+        tmp_path, lambda teacher, _: (teacher.bert.encoder.layer[3].output.dense.bias, math.nan)
+    )
+    with pytest.raises(
+        NonFiniteLossError, match=r"the hidden loss is nan at step 4 .*this step changed no weight"
+    ) as error:
+        trainer.train()
+    message = str(error.value)
+    assert "attention loss" not in message and "embedding loss" not in message
+    assert f"The last good checkpoint is {tmp_path / 'checkpoint-2'}" in message
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["checkpoint-2"]
+    saved = TinyBertForSequenceClassification.from_pretrained(tmp_path / "checkpoint-2")
+    assert all(torch.isfinite(parameter).all() for parameter in saved.parameters())
+    # the student in memory never took a step on the NaN loss either
+    assert all(torch.isfinite(parameter).all() for parameter in trainer.model.parameters())
+
+
+def test_diverged_weights_are_never_saved_as_a_checkpoint(tmp_path):
+    # an update that overflows the weights (inf) at step 4, which is a save step: the save is refused
+    trainer = _guarded_trainer(tmp_path, lambda _, student: (student.classifier.weight, math.inf))
+    trainer.callback_handler.callbacks[-1].step = 4
+    with pytest.raises(NonFiniteLossError, match=r"weights are NaN or infinite at step 4 \(classifier.weight"):
+        trainer.train()
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["checkpoint-2"]
+
+
+def test_the_guard_can_be_turned_off(tmp_path):
+    teacher, student = teacher_and_student()
+    args = arguments(tmp_path, stage="intermediate", max_steps=4, stop_on_nonfinite_loss=False)
+    poison = Poison(1, teacher.bert.encoder.layer[3].output.dense.bias, math.nan)
+    trainer = DistillationTrainer(
+        model=student, teacher_model=teacher, args=args, train_dataset=dataset(), callbacks=[poison]
+    )
+    trainer.train()  # Trainer's own behaviour: the NaN goes into the weights
+    assert not all(torch.isfinite(parameter).all() for parameter in trainer.model.parameters())

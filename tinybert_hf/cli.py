@@ -4,7 +4,7 @@
 tinybert-hf distill            fine-tune the teacher (unless --teacher), augment, distil in two stages, report
 tinybert-hf finetune-teacher   only fine-tune the teacher        -> <output_dir>/teacher
 tinybert-hf augment            only augment the training split  -> <output_dir>/augmented (datasets format)
-tinybert-hf general-distill    task-agnostic student from a pretrained encoder on unlabeled text
+tinybert-hf general-distill    task-agnostic student from an encoder, on unlabeled text -> <output_dir>/student
 tinybert-hf task-distill       two-stage distillation from a fine-tuned --teacher
 tinybert-hf evaluate           dev and test metrics of a saved model directory
 tinybert-hf prune              structured pruning of a saved student, then optional recovery distillation
@@ -82,11 +82,12 @@ def main(argv: list[str] | None = None) -> int:
             print(f"Unknown command {argv[0]!r}; choose one of {', '.join(COMMANDS)}.", file=sys.stderr)
             return 2
         return 0
+    from .errors import USER_ERRORS
     from .hub import PushError
 
     try:
         return _run(argv[0], argv[1:])
-    except (PushError, FileNotFoundError) as error:  # the reason is the whole message; a traceback adds nothing
+    except (PushError, FileNotFoundError, *USER_ERRORS) as error:  # the message says it all; a traceback would not
         print(f"tinybert-hf {argv[0]}: {error}", file=sys.stderr)
         return 1
 

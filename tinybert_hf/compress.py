@@ -29,6 +29,7 @@ from pathlib import Path
 from transformers import AutoTokenizer, set_seed
 from transformers.utils import logging
 
+from .atomic import atomic_directory, write_text
 from .measure import parameter_count, size_on_disk_mb
 from .pruning import calibration_batches, prune
 from .recipe import (
@@ -41,6 +42,7 @@ from .recipe import (
     model_class,
     tokenize_splits,
 )
+from .safe_loading import load_pretrained
 from .sparsity import magnitude_prune, sparsity_report
 
 logger = logging.get_logger(__name__)
@@ -96,7 +98,7 @@ def prune_saved_model(prune_args: PruneArguments, args: RecipeArguments) -> dict
     set_seed(args.seed)
     task = _TaskData(prune_args.model, args)
     tokenizer, tokenized = task.tokenizer, task.tokenized
-    source = model_class(args).from_pretrained(prune_args.model).eval()
+    source = load_pretrained(model_class(args), prune_args.model, allow_pickle=args.allow_pickle).eval()
 
     start = time.perf_counter()
     batches = calibration_batches(
@@ -117,8 +119,9 @@ def prune_saved_model(prune_args: PruneArguments, args: RecipeArguments) -> dict
     )
     pruning_seconds = time.perf_counter() - start
     pruned_dir = output_dir / "pruned"
-    pruned.save_pretrained(pruned_dir)
-    tokenizer.save_pretrained(pruned_dir)
+    with atomic_directory(pruned_dir) as staging:
+        pruned.save_pretrained(staging)
+        tokenizer.save_pretrained(staging)
     record = {
         "source": prune_args.model,
         "importance": args.pruning_importance,
@@ -127,11 +130,15 @@ def prune_saved_model(prune_args: PruneArguments, args: RecipeArguments) -> dict
         "pruning_seconds": pruning_seconds,
         "models": {},
     }
-    (pruned_dir / "pruning.json").write_text(json.dumps({**record, "kept": plan.to_dict()}, indent=2))
+    write_text(pruned_dir / "pruning.json", json.dumps({**record, "kept": plan.to_dict()}, indent=2))
 
     models = {"source": source, "pruned": pruned.eval()}
     if prune_args.recovery_epochs > 0:
-        teacher = model_class(args).from_pretrained(args.teacher).eval() if args.teacher else source
+        teacher = (
+            load_pretrained(model_class(args), args.teacher, allow_pickle=args.allow_pickle).eval()
+            if args.teacher
+            else source
+        )
         recovered_dir = output_dir / "recovered"
         recovered = distil_prediction_layer(
             teacher,
@@ -176,11 +183,12 @@ def sparsify_saved_model(sparsify_args: SparsifyArguments, args: RecipeArguments
     output_dir = Path(args.output_dir)
     output_dir.mkdir(parents=True, exist_ok=True)
     task = _TaskData(sparsify_args.model, args)
-    source = model_class(args).from_pretrained(sparsify_args.model).eval()
+    source = load_pretrained(model_class(args), sparsify_args.model, allow_pickle=args.allow_pickle).eval()
     sparse = magnitude_prune(source, sparsify_args.sparsity, sparsify_args.scope)
     sparse_dir = output_dir / "sparse"
-    sparse.save_pretrained(sparse_dir)
-    task.tokenizer.save_pretrained(sparse_dir)
+    with atomic_directory(sparse_dir) as staging:
+        sparse.save_pretrained(staging)
+        task.tokenizer.save_pretrained(staging)
     record = {
         "source": sparsify_args.model,
         "arguments": asdict(sparsify_args),
@@ -197,7 +205,7 @@ def sparsify_saved_model(sparsify_args: SparsifyArguments, args: RecipeArguments
             "size_mb": round(size_on_disk_mb(directory), 1),
             **task.dev_and_test(model),
         }
-    (sparse_dir / "sparsity.json").write_text(json.dumps(record, indent=2, default=str))
+    write_text(sparse_dir / "sparsity.json", json.dumps(record, indent=2, default=str))
     (output_dir / "sparsity.json").write_text(json.dumps(record, indent=2, default=str))
     return record
 

@@ -16,10 +16,12 @@ from pathlib import Path
 from datasets import Dataset, IterableDataset, load_dataset
 from transformers import AutoModel, AutoTokenizer, DataCollatorWithPadding, set_seed
 
+from .atomic import atomic_directory
 from .configuration_tinybert import TinyBertConfig
 from .data import TEXT_FILE_BUILDERS
 from .embedded import packaged_rotten_tomatoes_path, packaged_teacher_path
 from .modeling_tinybert import TinyBertModel
+from .safe_loading import load_pretrained
 from .student_init import student_from_teacher_layers, uniform_layer_subset
 from .trainer import DistillationTrainer, DistillationTrainingArguments
 
@@ -27,6 +29,11 @@ from .trainer import DistillationTrainer, DistillationTrainingArguments
 @dataclass
 class GeneralDistillationArguments:
     """`tinybert-hf general-distill` options (training options are `DistillationTrainingArguments`)."""
+
+    allow_pickle: bool = field(
+        default=False,
+        metadata={"help": "Also load a teacher whose weights exist only as pickles (trusted files only)."},
+    )
 
     corpus: str | None = field(
         default=None,
@@ -96,7 +103,7 @@ def general_distill(arguments: GeneralDistillationArguments, training: Distillat
     set_seed(training.seed)
     teacher_path = arguments.teacher or str(packaged_teacher_path())
     tokenizer = AutoTokenizer.from_pretrained(teacher_path)
-    teacher = AutoModel.from_pretrained(teacher_path).eval()
+    teacher = load_pretrained(AutoModel, teacher_path, allow_pickle=arguments.allow_pickle).eval()
     student = build_general_student(teacher, arguments)
     stream = corpus_stream(arguments).filter(lambda row: bool(row["text"] and row["text"].strip()))
     tokenized = stream.map(
@@ -115,6 +122,9 @@ def general_distill(arguments: GeneralDistillationArguments, training: Distillat
     )
     trainer.train()
     output = Path(training.output_dir)
-    trainer.save_model(str(output))
-    tokenizer.save_pretrained(output)
-    return output
+    student_dir = output / "student"
+    with atomic_directory(student_dir) as staging:  # beside Trainer's checkpoints, whole or not at all
+        trainer.save_model(str(staging))
+        tokenizer.save_pretrained(staging)
+        (staging / "training_args.bin").unlink(missing_ok=True)
+    return student_dir

@@ -17,7 +17,6 @@ of it.
 from __future__ import annotations
 
 import json
-import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -25,7 +24,7 @@ from huggingface_hub import CommitInfo, CommitOperationAdd, CommitOperationDelet
 from huggingface_hub.utils import get_token
 from transformers.utils import logging
 
-from .model_card import RESULTS_NAME, render_model_card
+from .model_card import RESULTS_NAME, card_was_edited, render_model_card
 
 logger = logging.get_logger(__name__)
 
@@ -112,13 +111,10 @@ def _card(directory: Path, repo_id: str) -> CommitOperationAdd:
     edits win (with a warning that its loading examples may name another repository)."""
     record, readme = directory / RESULTS_NAME, directory / "README.md"
     if record.is_file():
+        if card_was_edited(directory):
+            logger.warning(f"{readme} differs from the card its run renders: pushing it as edited, unchanged.")
+            return CommitOperationAdd("README.md", readme)
         results = json.loads(record.read_text())
-        if readme.is_file():
-            text = readme.read_text()
-            named = re.search(r'from_pretrained\("([^"]+)"', text)  # the repository it was rendered for
-            if named is None or text != str(render_model_card(results, repo_id=named.group(1))):
-                logger.warning(f"{readme} differs from the card its run renders: pushing it as edited, unchanged.")
-                return CommitOperationAdd("README.md", readme)
         return CommitOperationAdd("README.md", str(render_model_card(results, repo_id=repo_id)).encode())
     if readme.is_file():
         return CommitOperationAdd("README.md", readme)

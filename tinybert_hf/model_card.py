@@ -229,6 +229,18 @@ def _int8_section(models: dict, first: str) -> str:
     )
 
 
+def card_was_edited(student_dir: str | Path) -> bool:
+    """Whether `<student_dir>/README.md` differs from the card its recorded run renders (for the repository its
+    loading examples name): a card the user edited is never replaced without being asked."""
+    student_dir = Path(student_dir)
+    readme, record = student_dir / "README.md", student_dir / RESULTS_NAME
+    if not readme.is_file() or not record.is_file():
+        return False
+    text = readme.read_text()
+    named = re.search(r'from_pretrained\("([^"]+)"', text)  # the repository it was rendered for
+    return named is None or text != str(render_model_card(json.loads(record.read_text()), repo_id=named.group(1)))
+
+
 def write_model_card(student_dir: str | Path, results: dict | None = None, repo_id: str | None = None) -> Path:
     r"""
     Render the card of a student directory into its `README.md`.
@@ -257,4 +269,4 @@ def write_model_card(student_dir: str | Path, results: dict | None = None, repo_
     return path
 
 
-__all__ = ["render_model_card", "template_path", "write_model_card"]
+__all__ = ["card_was_edited", "render_model_card", "template_path", "write_model_card"]

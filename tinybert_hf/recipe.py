@@ -1,16 +1,20 @@
 """The whole TinyBERT recipe: fine-tune a teacher, augment, distil in two stages, evaluate and report.
 
-Each step writes its own directory under `output_dir` and a `stage_done.json` when it finishes; a rerun with the
-same output directory reuses finished steps instead of repeating them (so an interrupted run resumes between
-steps). The steps are also functions of their own, which the `tinybert-hf` subcommands and `examples/` call.
+Each step writes its own directory under `output_dir`, whole or not at all (assembled under a hidden name and
+renamed into place with its `stage_done.json`). A rerun with the same output directory and settings reuses finished
+steps and resumes an interrupted one from its newest complete Trainer checkpoint, so a run killed at any point ends
+with the same models as one never interrupted; `run.json` records the settings, and a directory holding another run
+or another model is refused unless `--overwrite_output_dir`. The steps are also functions of their own, which the
+`tinybert-hf` subcommands and `examples/` call.
 
 ```
 output_dir/
   teacher/                fine-tuned teacher (skipped when --teacher is a fine-tuned model)
+  run.json                the settings the directory's models are made with (checked on every rerun)
   cache/                  augmented data, teacher logits
   student_intermediate/   after stage 1 (embedding + attention + hidden losses)
   student/                after stage 2 (prediction layer), best on the dev split: the deliverable
-  checkpoints/<step>/     Trainer checkpoints of each step
+  checkpoints/<step>/     Trainer checkpoints of the running step (for resuming; removed when the step is done)
   baseline/               the same student architecture fine-tuned on hard labels only (for comparison)
   results.json            every figure of the final table, with the settings that produced it
   results.png             the chart
@@ -20,6 +24,7 @@ output_dir/
 from __future__ import annotations
 
 import json
+import shutil
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -27,6 +32,7 @@ from pathlib import Path
 import numpy as np
 from datasets import Dataset, DatasetDict, concatenate_datasets
 from transformers import (
+    AutoConfig,
     AutoModelForMaskedLM,
     AutoModelForSequenceClassification,
     AutoModelForTokenClassification,
@@ -41,16 +47,19 @@ from transformers import (
 from transformers.trainer_utils import HubStrategy
 from transformers.utils import logging
 
+from .atomic import atomic_directory, last_complete_checkpoint, write_text
 from .augmentation import AugmentationConfig, TinyBertAugmenter, load_word_vectors
 from .configuration_tinybert import TinyBertConfig
 from .data import load_task_dataset
 from .embedded import packaged_teacher_path
+from .errors import BadInputError, OutputDirectoryError
 from .fake_quant import add_fake_quantization, remove_fake_quantization
 from .measure import parameter_count
 from .metrics import accuracy_and_f1, entity_f1
-from .model_card import RESULTS_NAME, write_model_card
+from .model_card import RESULTS_NAME, card_was_edited, write_model_card
 from .modeling_tinybert import TinyBertForSequenceClassification, TinyBertForTokenClassification
 from .pruning import calibration_batches, prune
+from .safe_loading import load_pretrained
 from .student_init import student_from_teacher_layers, uniform_layer_subset
 from .teacher_cache import add_teacher_logits
 from .trainer import STAGE_WEIGHTS, DistillationTrainer, DistillationTrainingArguments
@@ -58,6 +67,17 @@ from .trainer import STAGE_WEIGHTS, DistillationTrainer, DistillationTrainingArg
 logger = logging.get_logger(__name__)
 
 DONE_MARKER = "stage_done.json"
+RUN_RECORD = "run.json"
+# what the recipe writes under output_dir: what `--overwrite_output_dir` removes (nothing else is touched)
+RECIPE_OUTPUTS = (
+    "teacher", "cache", "student_intermediate", "student", "student-int8", "baseline", "checkpoints",
+    "results.json", "results.png", RUN_RECORD,
+)  # fmt: skip
+# settings that change no model: a rerun may change them and still reuse and resume the directory's steps
+SETTINGS_OUTSIDE_MODELS = (
+    "output_dir", "overwrite_output_dir", "allow_pickle", "save_steps", "baseline", "int8", "push_to_hub",
+    "hub_model_id", "hub_strategy", "hub_private_repo", "speed_batch_size", "speed_seq_length",
+)  # fmt: skip
 HUB_STRATEGIES = tuple(strategy.value for strategy in HubStrategy)  # end, every_save, checkpoint, all_checkpoints
 TEXT_TASK, TOKEN_TASK = "text-classification", "token-classification"
 STUDENT_INITS = ("pruned-teacher", "layer-subset", "random")
@@ -75,6 +95,27 @@ class RecipeArguments:
     """
 
     output_dir: str = field(default="outputs/tinybert", metadata={"help": "Where every step writes its output."})
+    overwrite_output_dir: bool = field(
+        default=False,
+        metadata={
+            "help": "Start over in an output directory that holds another run (other settings) or another model: "
+            "the recipe's own outputs there are deleted first. Without it such a directory is refused."
+        },
+    )
+    save_steps: int | None = field(
+        default=None,
+        metadata={
+            "help": "Checkpoint (and evaluate) every this many steps instead of every epoch, so a killed run "
+            "resumes with less lost work."
+        },
+    )
+    allow_pickle: bool = field(
+        default=False,
+        metadata={
+            "help": "Also load models whose weights exist only as pickles (pytorch_model.bin), which can run code "
+            "when loaded; only for files you trust. Default: safetensors only."
+        },
+    )
     task: str = field(default=TEXT_TASK, metadata={"help": "'text-classification' or 'token-classification'."})
     # data
     dataset: str | None = field(
@@ -220,22 +261,31 @@ class RecipeArguments:
 # ---- steps ---------------------------------------------------------------------------------------------------------
 
 
-def _save(trainer: Trainer, directory: Path) -> None:
-    """Weights, config and code of the trained model; not Trainer's pickled `training_args.bin` (the settings are
-    in `results.json`, and a model directory should hold nothing that loading would have to unpickle)."""
-    # `_internal_call`: with push_to_hub, Trainer would also push its checkpoint directory here; the recipe pushes
-    # the finished student itself, with its card
-    trainer.save_model(str(directory), _internal_call=True)
-    (directory / "training_args.bin").unlink(missing_ok=True)
+def _save(trainer: Trainer, directory: Path, record: dict) -> None:
+    """Weights, config, code and tokenizer of the trained model with its `stage_done.json` record, renamed into place
+    only when complete (a kill meanwhile leaves the step unfinished, never half-written). Not Trainer's pickled
+    `training_args.bin`: the settings are in `results.json`, and a model directory should hold nothing that loading
+    would have to unpickle. The step's checkpoints, which only served resuming it, are removed."""
+    with atomic_directory(directory) as staging:
+        # `_internal_call`: with push_to_hub, Trainer would also push its checkpoint directory here; the recipe
+        # pushes the finished student itself, with its card
+        trainer.save_model(str(staging), _internal_call=True)
+        (staging / "training_args.bin").unlink(missing_ok=True)
+        write_text(staging / DONE_MARKER, json.dumps(record, indent=2))
+    shutil.rmtree(trainer.args.output_dir, ignore_errors=True)
+
+
+def _train(trainer: Trainer) -> None:
+    """`trainer.train()`, resumed from the step's newest complete checkpoint when an earlier run was interrupted."""
+    checkpoint = last_complete_checkpoint(trainer.args.output_dir)
+    if checkpoint:
+        logger.warning(f"Resuming from {checkpoint}, where an earlier run of this step stopped.")
+    trainer.train(resume_from_checkpoint=checkpoint)
 
 
 def _done(directory: Path) -> dict | None:
     marker = directory / DONE_MARKER
     return json.loads(marker.read_text()) if marker.is_file() else None
-
-
-def _mark_done(directory: Path, record: dict) -> None:
-    (directory / DONE_MARKER).write_text(json.dumps(record, indent=2))
 
 
 def _training_arguments(cls, output_dir: Path, args: RecipeArguments, epochs: float, lr: float, **extra):
@@ -248,8 +298,10 @@ def _training_arguments(cls, output_dir: Path, args: RecipeArguments, epochs: fl
         per_device_eval_batch_size=128,
         warmup_steps=0.1,
         weight_decay=0.01,
-        eval_strategy=extra.pop("eval_strategy", "epoch"),
-        save_strategy="epoch",
+        eval_strategy=extra.pop("eval_strategy", "steps" if args.save_steps else "epoch"),
+        save_strategy="steps" if args.save_steps else "epoch",
+        save_steps=args.save_steps or 500,
+        eval_steps=args.save_steps,
         save_total_limit=1,
         load_best_model_at_end=extra.pop("load_best_model_at_end", True),
         metric_for_best_model=extra.pop("metric_for_best_model", "eval_score"),
@@ -258,7 +310,7 @@ def _training_arguments(cls, output_dir: Path, args: RecipeArguments, epochs: fl
         logging_steps=50,
         report_to="none",
         seed=args.seed,
-        save_only_model=True,
+        save_only_model=False,  # optimizer, scheduler and RNG states too: a killed step resumes exactly
         **extra,
     )
 
@@ -391,8 +443,10 @@ def finetune_teacher(data: DatasetDict, names: list[str], tokenizer, args: Recip
         return directory
     backbone = args.teacher_backbone or str(packaged_teacher_path())
     set_seed(args.seed)
-    model = model_class(args).from_pretrained(
+    model = load_pretrained(
+        model_class(args),
         backbone,
+        allow_pickle=args.allow_pickle,
         num_labels=len(names),
         id2label=dict(enumerate(names)),
         label2id={name: index for index, name in enumerate(names)},
@@ -408,10 +462,9 @@ def finetune_teacher(data: DatasetDict, names: list[str], tokenizer, args: Recip
         compute_metrics=metric_function(names, args),
     )
     start = time.perf_counter()
-    trainer.train()
-    _save(trainer, directory)
+    _train(trainer)
     dev = trainer.evaluate()
-    _mark_done(directory, {"seconds": time.perf_counter() - start, "backbone": backbone, "dev": dev})
+    _save(trainer, directory, {"seconds": time.perf_counter() - start, "backbone": backbone, "dev": dev})
     return directory
 
 
@@ -424,7 +477,11 @@ def augment_training_data(train: Dataset, tokenizer, teacher: PreTrainedModel, a
         seed=args.seed,
         max_length=args.max_length,
     )
-    masked_lm = AutoModelForMaskedLM.from_pretrained(args.masked_lm) if args.masked_lm else None
+    masked_lm = (
+        load_pretrained(AutoModelForMaskedLM, args.masked_lm, allow_pickle=args.allow_pickle)
+        if args.masked_lm
+        else None
+    )
     mlm_tokenizer = AutoTokenizer.from_pretrained(args.masked_lm) if args.masked_lm else tokenizer
     vectors = load_word_vectors(args.word_vectors) if args.word_vectors else None
     augmenter = TinyBertAugmenter(
@@ -487,7 +544,7 @@ def build_student(
             f"`student_init={args.student_init!r}` is not one of {STUDENT_INITS}, and there is no general-distilled "
             f"student at {path!r}."
         )
-    student = student_class.from_pretrained(path, num_labels=len(names), **labels)
+    student = load_pretrained(student_class, path, allow_pickle=args.allow_pickle, num_labels=len(names), **labels)
     return student, {"student_init": args.student_init}
 
 
@@ -511,7 +568,7 @@ def distil(
     stage_one = output_dir / "student_intermediate"
     if args.intermediate_epochs > 0:
         if _done(stage_one):
-            student = type(student).from_pretrained(stage_one)
+            student = load_pretrained(type(student), stage_one)
         else:
             trainer = DistillationTrainer(
                 model=student,
@@ -530,9 +587,8 @@ def distil(
                 processing_class=tokenizer,
             )
             start = time.perf_counter()
-            trainer.train()
-            _save(trainer, stage_one)
-            _mark_done(stage_one, {"seconds": time.perf_counter() - start})
+            _train(trainer)
+            _save(trainer, stage_one, {"seconds": time.perf_counter() - start})
         record["intermediate_seconds"] = _done(stage_one)["seconds"]
 
     student = distil_prediction_layer(
@@ -573,8 +629,10 @@ def distil_prediction_layer(
     `hub_arguments` (Trainer's `push_to_hub`, `hub_model_id`, ...) push the stage's epochs as they are saved."""
     if not _done(directory):
         start = time.perf_counter()
-        cached = add_teacher_logits(train, teacher, batch_size=128)
-        validation = add_teacher_logits(validation, teacher, batch_size=128)  # every epoch's dev loss for free
+        # on disk under output_dir/cache: a resumed run reads the logits instead of running the teacher again
+        cache = Path(args.output_dir) / "cache"
+        cached = add_teacher_logits(train, teacher, batch_size=128, cache_dir=cache)
+        validation = add_teacher_logits(validation, teacher, batch_size=128, cache_dir=cache)  # dev loss for free
         if quantization_aware:
             add_fake_quantization(student, per_channel=args.int8_per_channel, reduce_range=args.int8_reduce_range)
         trainer = DistillationTrainer(
@@ -589,12 +647,11 @@ def distil_prediction_layer(
             processing_class=tokenizer,
             compute_metrics=metric_function(names, args),
         )
-        trainer.train()
+        _train(trainer)
         dev = trainer.evaluate()  # the best epoch, as it trained (fake-quantized with quantization_aware)
         remove_fake_quantization(trainer.model)
-        _save(trainer, directory)
-        _mark_done(directory, {"seconds": time.perf_counter() - start, "dev": dev})
-    return type(student).from_pretrained(directory)
+        _save(trainer, directory, {"seconds": time.perf_counter() - start, "dev": dev})
+    return load_pretrained(type(student), directory)
 
 
 def finetune_baseline(
@@ -613,10 +670,9 @@ def finetune_baseline(
             compute_metrics=metric_function(names, args),
         )
         start = time.perf_counter()
-        trainer.train()
-        _save(trainer, directory)
-        _mark_done(directory, {"seconds": time.perf_counter() - start})
-    return type(student).from_pretrained(directory)
+        _train(trainer)
+        _save(trainer, directory, {"seconds": time.perf_counter() - start})
+    return load_pretrained(type(student), directory)
 
 
 def evaluate_model(model: PreTrainedModel, data: Dataset, tokenizer, names, args: RecipeArguments) -> dict:
@@ -637,16 +693,106 @@ def evaluate_saved_model(model_path: str, args: RecipeArguments) -> dict[str, di
     data = load_task_splits(args)
     names = label_names(data, args)
     tokenizer = AutoTokenizer.from_pretrained(model_path)
-    model = model_class(args).from_pretrained(model_path)
+    model = load_pretrained(model_class(args), model_path, allow_pickle=args.allow_pickle)
     tokenized = tokenize(data, tokenizer, args)
     return {split: evaluate_model(model, tokenized[split], tokenizer, names, args) for split in ("validation", "test")}
 
 
 def prepare_data(args: RecipeArguments) -> tuple[DatasetDict, list[str], object]:
-    """The task's splits (cut to `max_train_samples`), its label names, and the teacher's tokenizer."""
+    """The task's splits (cut to `max_train_samples`), its label names, and the teacher's tokenizer. A `max_length`
+    beyond the teacher's position table is lowered to it, with a warning (longer rows are truncated)."""
     data = load_task_splits(args)
-    tokenizer = AutoTokenizer.from_pretrained(args.teacher or args.teacher_backbone or str(packaged_teacher_path()))
+    source = args.teacher or args.teacher_backbone or str(packaged_teacher_path())
+    tokenizer = AutoTokenizer.from_pretrained(source)
+    positions = getattr(AutoConfig.from_pretrained(source), "max_position_embeddings", None)
+    if positions is not None and args.max_length > positions:
+        logger.warning(
+            f"`max_length={args.max_length}` is longer than the teacher's position table ({positions} positions): "
+            f"sequences are truncated to {positions} tokens."
+        )
+        args.max_length = positions
     return data, label_names(data, args), tokenizer
+
+
+def load_teacher(path: str | Path, names: list[str], args: RecipeArguments) -> PreTrainedModel:
+    """The fine-tuned teacher in eval mode, checked first: it has the task's head (stage 2 learns its predictions)
+    and predicts as many labels as the data has."""
+    config = AutoConfig.from_pretrained(path)
+    head = "ForTokenClassification" if args.task == TOKEN_TASK else "ForSequenceClassification"
+    architectures = getattr(config, "architectures", None) or []
+    if not any(name.endswith(head) for name in architectures):
+        raise BadInputError(
+            f"The teacher {path} has no {args.task} head (architectures: {architectures or 'none recorded'}), and the "
+            "prediction stage learns from the teacher's predictions. Pass it as `--teacher_backbone` to have the "
+            "recipe fine-tune it first (or run `tinybert-hf finetune-teacher`)."
+        )
+    if config.num_labels != len(names):
+        raise BadInputError(
+            f"The teacher {path} predicts {config.num_labels} labels ({list(config.id2label.values())}) but the data "
+            f"has {len(names)} ({names}): distil a teacher fine-tuned on these labels."
+        )
+    teacher_names = [config.id2label[index] for index in range(config.num_labels)]
+    if teacher_names != names and not all(name == f"LABEL_{index}" for index, name in enumerate(teacher_names)):
+        logger.warning(f"The teacher's labels {teacher_names} are named differently from the data's {names}.")
+    return load_pretrained(model_class(args), path, allow_pickle=args.allow_pickle).eval()
+
+
+def model_settings(args: RecipeArguments) -> dict:
+    """The settings that decide what the recipe's models are (all but `SETTINGS_OUTSIDE_MODELS`), JSON-normalized."""
+    settings = {key: value for key, value in asdict(args).items() if key not in SETTINGS_OUTSIDE_MODELS}
+    return json.loads(json.dumps(settings, default=str))
+
+
+def prepare_output_dir(args: RecipeArguments) -> Path:
+    r"""
+    Create `args.output_dir`, or check that what it holds was made with these settings (its finished steps are then
+    reused and an interrupted one resumes), and record the settings in `run.json`.
+
+    Raises:
+        [`~tinybert_hf.errors.OutputDirectoryError`]: the directory holds a run made with other settings, a model, or
+            other files, and `overwrite_output_dir` is off. With it, the recipe's own outputs there
+            (`RECIPE_OUTPUTS`) are deleted; nothing else is.
+    """
+    output_dir = Path(args.output_dir)
+    settings = model_settings(args)
+    conflict = _output_dir_conflict(output_dir, settings)
+    if conflict and not args.overwrite_output_dir:
+        raise OutputDirectoryError(
+            f"{output_dir} {conflict}. Choose another `--output_dir`, or pass `--overwrite_output_dir true` to delete "
+            "the recipe's outputs there and start over."
+        )
+    if conflict:
+        logger.warning(f"{output_dir} {conflict}: deleting the recipe's outputs there (`--overwrite_output_dir`).")
+        for name in RECIPE_OUTPUTS:
+            path = output_dir / name
+            if path.is_dir():
+                shutil.rmtree(path)
+            else:
+                path.unlink(missing_ok=True)
+    output_dir.mkdir(parents=True, exist_ok=True)
+    write_text(output_dir / RUN_RECORD, json.dumps({"settings": settings}, indent=2))
+    return output_dir
+
+
+def _output_dir_conflict(output_dir: Path, settings: dict) -> str | None:
+    """Why `output_dir` cannot take this run's outputs as it is, or `None`."""
+    if not output_dir.is_dir() or not any(output_dir.iterdir()):
+        return None
+    record, results = output_dir / RUN_RECORD, output_dir / "results.json"
+    if record.is_file():
+        recorded = json.loads(record.read_text())["settings"]
+    elif results.is_file():  # a run of an earlier version, which wrote no run.json
+        recorded = json.loads(results.read_text()).get("settings", {})
+    elif (output_dir / "config.json").is_file():
+        return "holds a model (config.json), not a tinybert-hf run"
+    else:
+        names = sorted(path.name for path in output_dir.iterdir())
+        return f"holds files no tinybert-hf run wrote ({', '.join(names[:5])}{', ...' if len(names) > 5 else ''})"
+    changed = [key for key, value in settings.items() if key in recorded and recorded[key] != value]
+    if not changed:
+        return None
+    differences = "; ".join(f"{key}: {recorded[key]!r} there, {settings[key]!r} now" for key in changed[:5])
+    return f"holds a run made with other settings ({differences})"
 
 
 def load_task_splits(args: RecipeArguments) -> DatasetDict:
@@ -673,7 +819,8 @@ def load_embedding_source(args: RecipeArguments) -> PreTrainedModel:
     """The encoder whose input embeddings give augmentation candidates offline: the teacher, else its backbone."""
     from transformers import AutoModel
 
-    return AutoModel.from_pretrained(args.teacher or args.teacher_backbone or str(packaged_teacher_path()))
+    source = args.teacher or args.teacher_backbone or str(packaged_teacher_path())
+    return load_pretrained(AutoModel, source, allow_pickle=args.allow_pickle)
 
 
 def quantize_student(student_dir: Path, args: RecipeArguments) -> tuple[PreTrainedModel, Path]:
@@ -718,13 +865,12 @@ def run_recipe(args: RecipeArguments) -> dict:
         _require_onnx()
     if args.push_to_hub:  # fail now on a bad token or name, not after the training
         args.hub_model_id = hub_repository(args)
-    output_dir = Path(args.output_dir)
-    output_dir.mkdir(parents=True, exist_ok=True)
+    output_dir = prepare_output_dir(args)
     set_seed(args.seed)
     data, names, tokenizer = prepare_data(args)
 
     teacher_dir = args.teacher or str(finetune_teacher(data, names, tokenizer, args))
-    teacher = model_class(args).from_pretrained(teacher_dir).eval()
+    teacher = load_teacher(teacher_dir, names, args)
     tokenized = tokenize_splits(data, tokenizer, args)
 
     train_text = data["train"]
@@ -787,10 +933,15 @@ def run_recipe(args: RecipeArguments) -> dict:
     results["distillation"] = distillation_record(args, student_init.get("teacher_layers"), distilled, teacher)
     results["wall_seconds"] = time.perf_counter() - started
     recorded = json.dumps(results, indent=2, default=str)
-    (output_dir / "results.json").write_text(recorded)
-    # the student directory carries what made it, and its card: publishable as it is
-    (output_dir / "student" / RESULTS_NAME).write_text(recorded)
-    write_model_card(output_dir / "student", results, repo_id=args.hub_model_id)
+    write_text(output_dir / "results.json", recorded)
+    # the student directory carries what made it, and its card: publishable as it is (a card the user edited after
+    # an earlier run is kept: `tinybert-hf card` re-renders it on request)
+    edited = card_was_edited(output_dir / "student")
+    write_text(output_dir / "student" / RESULTS_NAME, recorded)
+    if edited:
+        logger.warning(f"Keeping the edited {output_dir / 'student' / 'README.md'}; `tinybert-hf card` re-renders it.")
+    else:
+        write_model_card(output_dir / "student", results, repo_id=args.hub_model_id)
     if args.push_to_hub:
         from .hub import PushError, push_student
 
