@@ -1,5 +1,10 @@
 """TinyBERT augmentation: the paper's candidate rules, determinism, casing, stop words, pairs and caching."""
 
+import os
+import subprocess
+import sys
+from pathlib import Path
+
 import pytest
 import torch
 from datasets import Dataset
@@ -117,3 +122,29 @@ def test_bad_settings(tiny_tokenizer, masked_lm, tmp_path):
     (tmp_path / "bad.txt").write_text("films 1 0\nmovies 1\nbooks 1 x\n", encoding="utf-8")
     with pytest.raises(ValueError, match="line 3: not a GloVe vector line"):
         load_word_vectors(tmp_path / "bad.txt")
+
+
+FINGERPRINT = """
+import sys
+import torch
+from transformers import BertTokenizer
+from tinybert_hf.augmentation import AugmentationConfig, TinyBertAugmenter
+tokenizer = BertTokenizer(vocab=sys.argv[1], do_lower_case=True)
+vectors = (["good", "bad"], torch.tensor([[1.0, 0.0], [0.0, 1.0]]))
+print(TinyBertAugmenter(tokenizer, word_vectors=vectors, config=AugmentationConfig()).fingerprint())
+"""
+
+
+def test_the_cache_fingerprint_is_the_same_in_every_process(tiny_tokenizer, tmp_path):
+    """The default stop words are a set, whose order follows per-process string hashing: a fingerprint built from
+    its repr named a new cache file in every run, so no run ever reused the augmented data."""
+    tiny_tokenizer.save_pretrained(tmp_path)
+    fingerprints = {
+        subprocess.run(
+            [sys.executable, "-c", FINGERPRINT, str(tmp_path / "vocab.txt")],
+            env={**os.environ, "PYTHONHASHSEED": seed, "PYTHONPATH": str(Path(__file__).resolve().parent.parent)},
+            capture_output=True, text=True, check=True,
+        ).stdout.strip()
+        for seed in ("1", "2", "3")
+    }  # fmt: skip
+    assert len(fingerprints) == 1 and len(fingerprints.pop()) == 32

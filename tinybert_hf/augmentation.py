@@ -215,7 +215,10 @@ class TinyBertAugmenter:
 
     def fingerprint(self) -> str:
         """Changes whenever the candidates could: settings, tokenizer vocabulary and each source's weights."""
-        digest = hashlib.sha256(repr(sorted(asdict(self.config).items(), key=str)).encode())
+        # sets sorted: their repr follows string hashing, which differs between processes (PYTHONHASHSEED)
+        settings = {key: sorted(value) if isinstance(value, set | frozenset) else value
+                    for key, value in asdict(self.config).items()}  # fmt: skip
+        digest = hashlib.sha256(repr(sorted(settings.items())).encode())
         digest.update(repr(sorted(self.tokenizer.get_vocab().items())).encode())
         for tensor in (
             self.masked_lm.get_output_embeddings().weight if self.masked_lm is not None else None,

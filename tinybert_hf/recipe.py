@@ -352,10 +352,13 @@ def hub_repository(args: RecipeArguments) -> str:
 
 def tokenize(data: DatasetDict | Dataset, tokenizer, args: RecipeArguments):
     """Token ids (and word-aligned labels for NER: first piece of each word, -100 elsewhere)."""
+    # the closures capture only what they use: `datasets` fingerprints them, and the fingerprint names the on-disk
+    # caches downstream (teacher logits), which must not change with unrelated settings such as output_dir
+    max_length = args.max_length
     if args.task == TOKEN_TASK:
 
         def encode(batch):
-            encoded = tokenizer(batch["tokens"], is_split_into_words=True, truncation=True, max_length=args.max_length)
+            encoded = tokenizer(batch["tokens"], is_split_into_words=True, truncation=True, max_length=max_length)
             labels = []
             for row, tags in enumerate(batch["ner_tags"]):
                 previous, row_labels = None, []
@@ -372,7 +375,7 @@ def tokenize(data: DatasetDict | Dataset, tokenizer, args: RecipeArguments):
 
         def encode(batch):
             texts = (batch["text"], batch["text_pair"]) if pair else (batch["text"],)
-            encoded = tokenizer(*texts, truncation=True, max_length=args.max_length)
+            encoded = tokenizer(*texts, truncation=True, max_length=max_length)
             encoded["labels"] = batch["label"]
             return encoded
 
@@ -771,6 +774,10 @@ def prepare_output_dir(args: RecipeArguments) -> Path:
                 path.unlink(missing_ok=True)
     output_dir.mkdir(parents=True, exist_ok=True)
     write_text(output_dir / RUN_RECORD, json.dumps({"settings": settings}, indent=2))
+    # `datasets` writes a cache under a temporary name and renames it when complete: these are from killed runs
+    for leftover in (output_dir / "cache").glob("tmp*"):
+        logger.info(f"Removing {leftover}, a cache file an interrupted run left half-written.")
+        leftover.unlink()
     return output_dir
 
 
