@@ -8,14 +8,17 @@ columns are renamed to these, so the rest of the recipe reads one layout.
 from __future__ import annotations
 
 import bz2
+import codecs
 import csv
 import random
 from collections import defaultdict
 from pathlib import Path
 
 from datasets import ClassLabel, Dataset, DatasetDict, Features, Sequence, Value, load_dataset
+from datasets.exceptions import DatasetNotFoundError
 
 from .embedded import packaged_ner_tweets_path, packaged_rotten_tomatoes_path
+from .errors import BadInputError
 
 ROTTEN_TOMATOES = "rotten_tomatoes_snippets"  # the embedded default of text classification
 NER_TWEETS = "ner_tweets"  # the embedded default of token classification
@@ -23,6 +26,43 @@ SPLITS = ("train", "validation", "test")
 _FILE_BUILDERS = {".csv": "csv", ".tsv": "csv", ".json": "json", ".jsonl": "json", ".parquet": "parquet"}
 # unlabeled text may also come as plain lines (general distillation, custom corpora)
 TEXT_FILE_BUILDERS = {**_FILE_BUILDERS, ".txt": "text"}
+
+
+_TEXT_SUFFIXES = (".csv", ".tsv", ".json", ".jsonl", ".txt")
+_SHOWN_ROWS = 5  # row numbers an error lists
+
+
+def check_utf8(path: str | Path, chunk_size: int = 1 << 20) -> None:
+    """Raise [`BadInputError`] naming the file, line and byte unless `path` decodes as UTF-8 (read in chunks, so a
+    large corpus costs one pass and little memory)."""
+    decoder = codecs.getincrementaldecoder("utf-8")()
+    line, offset = 1, 0
+    with open(path, "rb") as file:
+        while chunk := file.read(chunk_size):
+            try:
+                decoder.decode(chunk)
+            except UnicodeDecodeError as error:
+                bad = chunk[error.start]
+                line += chunk[: error.start].count(b"\n")
+                raise BadInputError(
+                    f"{path} is not UTF-8 text: byte 0x{bad:02x} at line {line} (byte {offset + error.start}). "
+                    "Re-save it as UTF-8, e.g. `iconv -f latin1 -t utf-8 old > new`."
+                ) from None
+            line += chunk.count(b"\n")
+            offset += len(chunk)
+        try:
+            decoder.decode(b"", final=True)
+        except UnicodeDecodeError:
+            raise BadInputError(f"{path} is not UTF-8 text: it ends in the middle of a character.") from None
+
+
+def _has_rows(path: str | Path) -> bool:
+    """Whether a text-format data file holds at least one row (CSV/TSV: a line after the header)."""
+    with open(path, encoding="utf-8") as file:
+        lines = (line for line in file if line.strip())
+        if Path(path).suffix.lower() in (".csv", ".tsv"):
+            next(lines, None)  # the header
+        return next(lines, None) is not None
 
 
 def _group_split(groups: list[str], fractions: tuple[float, float, float], seed: int) -> dict[str, set[str]]:
@@ -159,7 +199,8 @@ def load_task_dataset(
     if source == NER_TWEETS:
         return ner_tweets(seed=seed)
     if source is not None:
-        data = load_dataset(source, config_name)
+        origins = {}
+        data = _load_named_dataset(source, config_name)
     else:
         files = {"train": train_file, "validation": validation_file, "test": test_file}
         files = {split: path for split, path in files.items() if path}
@@ -169,12 +210,21 @@ def load_task_dataset(
         suffixes = {Path(path).suffix.lower() for path in files.values()}
         builders = {_FILE_BUILDERS.get(suffix) for suffix in suffixes}
         if None in builders or len(builders) != 1:
-            raise ValueError(
+            raise BadInputError(
                 f"Data files must share one format among {sorted(_FILE_BUILDERS)}, got {sorted(suffixes)}."
             )
+        for split, path in files.items():
+            if Path(path).suffix.lower() in _TEXT_SUFFIXES:
+                check_utf8(path)
+                if not _has_rows(path):  # `datasets` cannot even infer the columns of such a file
+                    raise BadInputError(f"The {split} split ({path}) has no rows.")
         builder = builders.pop()
         options = {"delimiter": "\t"} if suffixes == {".tsv"} else {}
         data = load_dataset(builder, data_files=files, **options)
+        origins = files
+    for split, rows in DatasetDict(data).items():
+        if rows.num_rows == 0:
+            raise BadInputError(f"The {split} split{f' ({origins[split]})' if split in origins else ''} has no rows.")
     data = _complete_splits(DatasetDict(data), seed)
     renames = (
         {"tokens": "tokens" if text_column == "text" else text_column, "ner_tags": label_column}
@@ -184,12 +234,26 @@ def load_task_dataset(
     return _standard_columns(data, renames, token_task)
 
 
+def _load_named_dataset(source: str, config_name: str | None) -> DatasetDict:
+    """`load_dataset(source)`: a local data directory or a Hub id, with one clear error when it is neither."""
+    looks_local = source.startswith((".", "/", "~"))
+    if looks_local and not Path(source).expanduser().exists():
+        raise FileNotFoundError(f"The data set path {source} does not exist.")
+    try:
+        return load_dataset(source, config_name)
+    except (DatasetNotFoundError, FileNotFoundError, ConnectionError) as error:
+        raise FileNotFoundError(
+            f"No data set {source!r}: it is not a local path, and the Hub has no such data set or cannot be reached "
+            f"({type(error).__name__}: {error})."
+        ) from None
+
+
 def _complete_splits(data: DatasetDict, seed: int) -> DatasetDict:
     """Name GLUE-style splits as ours and cut missing validation/test splits from train."""
     if "validation" not in data and "dev" in data:
         data["validation"] = data.pop("dev")
     if "train" not in data:
-        raise ValueError(f"The data has no train split (splits: {sorted(data)}).")
+        raise BadInputError(f"The data has no train split (splits: {sorted(data)}).")
     for split in ("validation", "test"):
         # Hub test splits of GLUE carry label -1 (hidden): those are useless for measurement
         if split in data and "label" in data[split].column_names and set(data[split]["label"]) == {-1}:
@@ -206,7 +270,7 @@ def _standard_columns(data: DatasetDict, renames: dict[str, str | None], token_t
         if theirs is None:
             continue
         if theirs not in columns:
-            raise ValueError(
+            raise BadInputError(
                 f"The data has no column {theirs!r} for {ours!r} (columns: {columns}); pass the right "
                 f"`--{ours if ours != 'ner_tags' else 'label'}_column`."
             )
@@ -215,12 +279,22 @@ def _standard_columns(data: DatasetDict, renames: dict[str, str | None], token_t
     wanted = [ours for ours, theirs in renames.items() if theirs is not None]
     data = data.remove_columns([column for column in data["train"].column_names if column not in wanted])
     label = "ner_tags" if token_task else "label"
+    _check_rows(data, label, token_task)
     feature = data["train"].features[label]
     inner = feature.feature if isinstance(feature, Sequence) else feature
     if not isinstance(inner, ClassLabel):
         values = data["train"][label]
         flat = {tag for row in values for tag in row} if token_task else set(values)
         names = sorted(str(value) for value in flat)
+        for split in data:  # a label only dev or test has would be unknown to every model
+            rows = data[split][label]
+            unknown = sorted({str(tag) for row in rows for tag in row} if token_task else {str(v) for v in rows})
+            unknown = [name for name in unknown if name not in names]
+            if unknown:
+                raise BadInputError(
+                    f"The {split} split has labels the train split does not have: {unknown[:_SHOWN_ROWS]} (train's: "
+                    f"{names}). Every label needs training examples."
+                )
         class_label = ClassLabel(names=names)
 
         def encode(row):
@@ -231,3 +305,44 @@ def _standard_columns(data: DatasetDict, renames: dict[str, str | None], token_t
         data = data.map(encode, desc="Encoding labels")
         data = data.cast_column(label, Sequence(class_label) if token_task else class_label)
     return data
+
+
+def _check_rows(data: DatasetDict, label: str, token_task: bool) -> None:
+    """Every row has text (non-empty, not only spaces) and a label: otherwise a [`BadInputError`] naming the split,
+    the column and the first rows (0-based, as `datasets` numbers them; in a CSV file, row 0 is the line after the
+    header)."""
+    text_columns = (
+        ["tokens"] if token_task else [name for name in ("text", "text_pair") if name in data["train"].column_names]
+    )
+    for split, rows in data.items():
+        for column in [*text_columns, label]:
+            values = rows[column]
+            if column == label:
+                empty = [index for index, value in enumerate(values) if value is None or (token_task and not value)]
+                problem = "no label"
+            elif token_task:
+                empty = [
+                    index
+                    for index, value in enumerate(values)
+                    if not value or any(not word or not word.strip() for word in value)
+                ]
+                problem = "no tokens or an empty token"
+            else:
+                empty = [index for index, value in enumerate(values) if value is None or not value.strip()]
+                problem = "empty text"
+            if empty:
+                raise BadInputError(
+                    f"{len(empty)} rows of the {split} split have {problem} in column {column!r} (rows "
+                    f"{empty[:_SHOWN_ROWS]}{', ...' if len(empty) > _SHOWN_ROWS else ''}): remove or fill them."
+                )
+        if token_task:
+            lengths = [
+                index
+                for index, (words, tags) in enumerate(zip(rows["tokens"], rows[label], strict=True))
+                if len(words) != len(tags)
+            ]
+            if lengths:
+                raise BadInputError(
+                    f"{len(lengths)} rows of the {split} split have a different number of tokens and tags (rows "
+                    f"{lengths[:_SHOWN_ROWS]})."
+                )

@@ -62,7 +62,7 @@ from .pruning import calibration_batches, prune
 from .safe_loading import load_pretrained
 from .student_init import student_from_teacher_layers, uniform_layer_subset
 from .teacher_cache import add_teacher_logits
-from .trainer import STAGE_WEIGHTS, DistillationTrainer, DistillationTrainingArguments
+from .trainer import STAGE_WEIGHTS, DistillationTrainer, DistillationTrainingArguments, check_same_vocabulary
 
 logger = logging.get_logger(__name__)
 
@@ -502,10 +502,15 @@ def augment_training_data(train: Dataset, tokenizer, teacher: PreTrainedModel, a
 
 
 def build_student(
-    teacher: PreTrainedModel, names: list[str], args: RecipeArguments, calibration: Dataset | None = None
+    teacher: PreTrainedModel,
+    names: list[str],
+    args: RecipeArguments,
+    calibration: Dataset | None = None,
+    tokenizer=None,
 ) -> tuple[PreTrainedModel, dict]:
     """The student before distillation: pruned from the teacher, a subset of its layers, random, or a general
-    student. `calibration` (tokenized training rows) is what 'pruned-teacher' measures importance on.
+    student. `calibration` (tokenized training rows) is what 'pruned-teacher' measures importance on; `tokenizer`
+    (the teacher's) is checked against a general student's own tokenizer.
 
     Returns the student and a record of how it was made (`teacher_layers`: the teacher layer each student layer
     was cut from, which stage 1 then distils it towards)."""
@@ -547,6 +552,9 @@ def build_student(
             f"`student_init={args.student_init!r}` is not one of {STUDENT_INITS}, and there is no general-distilled "
             f"student at {path!r}."
         )
+    has_tokenizer = any((Path(path) / name).is_file() for name in ("tokenizer.json", "vocab.txt"))
+    if tokenizer is not None and has_tokenizer:  # a general student trained with another vocabulary reads other ids
+        check_same_vocabulary(tokenizer, AutoTokenizer.from_pretrained(path))
     student = load_pretrained(student_class, path, allow_pickle=args.allow_pickle, num_labels=len(names), **labels)
     return student, {"student_init": args.student_init}
 
@@ -891,7 +899,7 @@ def run_recipe(args: RecipeArguments) -> dict:
     train = tokenize(train_text, tokenizer, args) if augmentation else tokenized["train"]
 
     start = time.perf_counter()
-    student, student_init = build_student(teacher, names, args, calibration=train)
+    student, student_init = build_student(teacher, names, args, calibration=train, tokenizer=tokenizer)
     student_init["seconds"] = time.perf_counter() - start
     initial_student = type(student)(student.config)
     initial_student.load_state_dict(student.state_dict())

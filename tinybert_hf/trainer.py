@@ -15,7 +15,10 @@ from collections import defaultdict
 from contextlib import nullcontext
 from dataclasses import dataclass, field
 
+import pyarrow as pa
+import pyarrow.compute as pc
 import torch
+from datasets import Dataset
 from transformers import PreTrainedModel, Trainer, TrainingArguments
 from transformers.modeling_outputs import SequenceClassifierOutput
 from transformers.utils import logging
@@ -23,7 +26,7 @@ from transformers.utils import logging
 from .atomic import is_complete_checkpoint, last_complete_checkpoint
 from .attention_capture import AttentionRecord, record_attention, supports_attention_recording
 from .distributed import prepare_teacher
-from .errors import NonFiniteLossError
+from .errors import BadInputError, NonFiniteLossError
 from .losses import (
     attention_kl,
     attention_relation_kl,
@@ -182,13 +185,13 @@ def resolve_layer_mapping(mapping: str | list[int], num_teacher_layers: int, num
         return list(range(num_teacher_layers - num_student_layers, num_teacher_layers))
     layers = _parse_layer_list(mapping) if isinstance(mapping, str) else list(mapping)
     if len(layers) != num_student_layers:
-        raise ValueError(
+        raise BadInputError(
             f"`layer_mapping` names {len(layers)} teacher layers but the student has {num_student_layers} layers; "
             "give one teacher layer per student layer."
         )
     out_of_range = [index for index in layers if not 0 <= index < num_teacher_layers]
     if out_of_range:
-        raise ValueError(
+        raise BadInputError(
             f"`layer_mapping` refers to teacher layers {out_of_range}, but the teacher has {num_teacher_layers} "
             f"layers (0..{num_teacher_layers - 1})."
         )
@@ -213,6 +216,9 @@ class DistillationTrainer(Trainer):
             Training arguments and loss weights.
         teacher_model ([`PreTrainedModel`]):
             The teacher, any BERT-family encoder with the same vocabulary; frozen and kept in eval mode.
+        teacher_processing_class ([`PreTrainedTokenizerBase`], *optional*):
+            The teacher's tokenizer, when it may differ from the student's (`processing_class`): both must map text
+            to the same token ids, which is checked at construction.
         kwargs:
             Everything else [`Trainer`] takes (datasets, collator, callbacks, ...).
     """
@@ -222,6 +228,7 @@ class DistillationTrainer(Trainer):
         model: TinyBertPreTrainedModel | None = None,
         args: DistillationTrainingArguments | None = None,
         teacher_model: PreTrainedModel | None = None,
+        teacher_processing_class=None,
         **kwargs,
     ):
         if teacher_model is None:
@@ -230,6 +237,8 @@ class DistillationTrainer(Trainer):
             raise ValueError("`args` must be a `DistillationTrainingArguments`, which carries the loss weights.")
         self.loss_weights = args.loss_weights()
         self.layer_mapping = self._check_compatibility(model, teacher_model, args)
+        if teacher_processing_class is not None and kwargs.get("processing_class") is not None:
+            check_same_vocabulary(teacher_processing_class, kwargs["processing_class"])
         super().__init__(model=model, args=args, **kwargs)
 
         # Frozen, never wrapped for gradient sync; sharded like the student under FSDP and DeepSpeed ZeRO-3.
@@ -241,6 +250,7 @@ class DistillationTrainer(Trainer):
         self._loss_part_sums = {"train": defaultdict(float), "eval": defaultdict(float)}
         self._eval_batches = 0
         self._eval_prefix: str | None = None  # set while `evaluate` runs
+        self._warned_truncation = False
         padding_side = getattr(self.processing_class, "padding_side", "right")
         self.data_collator = TeacherLogitsCollator(self.data_collator, padding_side=padding_side)
 
@@ -251,7 +261,7 @@ class DistillationTrainer(Trainer):
         weights = self.loss_weights
         student_config, teacher_config = student.config, teacher.config
         if student_config.vocab_size != teacher_config.vocab_size:
-            raise ValueError(
+            raise BadInputError(
                 f"The student's vocabulary has {student_config.vocab_size} tokens but the teacher's has "
                 f"{teacher_config.vocab_size}: both must read the same token ids. Build the student with "
                 "`TinyBertConfig.from_teacher_config(teacher.config)`."
@@ -261,7 +271,7 @@ class DistillationTrainer(Trainer):
             mapping = None
         else:
             if not isinstance(student, TinyBertPreTrainedModel):
-                raise ValueError(
+                raise BadInputError(
                     f"Intermediate-layer losses need a TinyBERT student (attention scores, fit_dense), got "
                     f"{type(student).__name__}; use a TinyBert* class or set stage='prediction'."
                 )
@@ -271,14 +281,14 @@ class DistillationTrainer(Trainer):
             student_width, teacher_width = student_config.hidden_size, teacher_config.hidden_size
             projected = student_width == teacher_width or student_config.fit_size == teacher_width
             if (weights["embedding"] or weights["hidden"]) and not projected:
-                raise ValueError(
+                raise BadInputError(
                     f"The student is {student_width} wide and the teacher {teacher_width}, but the student's "
                     f"`fit_size` is {student_config.fit_size}: set `fit_size={teacher_width}` so fit_dense projects "
                     "student states to the teacher's width."
                 )
             if weights["attention"]:
                 if not supports_attention_recording(teacher):
-                    raise ValueError(
+                    raise BadInputError(
                         f"The teacher ({type(teacher).__name__}) cannot expose pre-softmax attention scores; set "
                         "`attention_loss_weight=0`."
                     )
@@ -289,7 +299,7 @@ class DistillationTrainer(Trainer):
                     student_heads = student_config.num_attention_heads_of_layer(student_layer)
                     teacher_heads = teacher_config.num_attention_heads
                     if student_heads != teacher_heads:
-                        raise ValueError(
+                        raise BadInputError(
                             f"Student layer {student_layer} has {student_heads} attention heads and teacher layer "
                             f"{teacher_layer} has {teacher_heads}; TinyBERT's attention loss compares head by head. "
                             "Give the student the teacher's head count or set `attention_loss_weight=0`."
@@ -297,12 +307,12 @@ class DistillationTrainer(Trainer):
         if weights["prediction"]:
             teacher_labels = getattr(teacher_config, "num_labels", None)
             if not type(teacher).__name__.endswith(("ForSequenceClassification", "ForTokenClassification")):
-                raise ValueError(
+                raise BadInputError(
                     f"The prediction-layer loss needs a teacher with a task head, got {type(teacher).__name__}; "
                     "fine-tune the teacher first or use stage='intermediate'."
                 )
             if teacher_labels != student_config.num_labels:
-                raise ValueError(
+                raise BadInputError(
                     f"The teacher predicts {teacher_labels} labels and the student {student_config.num_labels}; "
                     "build the student config from the teacher's (`TinyBertConfig.from_teacher_config`)."
                 )
@@ -318,7 +328,7 @@ class DistillationTrainer(Trainer):
             }
             indivisible = {name: width for name, width in widths.items() if width % relation_heads}
             if indivisible:
-                raise ValueError(
+                raise BadInputError(
                     f"The attention-relation loss splits attention widths {widths} into {relation_heads} relation "
                     f"heads, which does not divide {indivisible}; set `relation_heads` to a common divisor."
                 )
@@ -343,10 +353,44 @@ class DistillationTrainer(Trainer):
                 "weights): it was cut short while it was written. Resume from an earlier one, or pass "
                 "`resume_from_checkpoint=True` to pick the newest complete one."
             )
+        self._check_training_data()
         try:
             return super().train(resume_from_checkpoint, *args, **kwargs)
         finally:
             self._window_units, self._windows_since_log = None, 0
+
+    def _check_training_data(self) -> None:
+        """Fail before the first step, naming the problem, on an empty dataset or labels the student cannot predict
+        (which would otherwise surface as an index error deep in a loss, or a device-side assert on GPU)."""
+        dataset = self.train_dataset
+        if not isinstance(dataset, Dataset):  # streams (general distillation) have no length to check
+            return
+        if len(dataset) == 0:
+            raise BadInputError("The training dataset has no rows: there is nothing to distil.")
+        column = next((name for name in ("labels", "label") if name in dataset.column_names), None)
+        config = self.accelerator.unwrap_model(self.model).config
+        num_labels = getattr(config, "num_labels", None)
+        if (
+            column is None
+            or not num_labels
+            or num_labels == 1
+            or config.problem_type in ("regression", "multi_label_classification")
+        ):
+            return
+        values = dataset.with_format("arrow")[column]
+        while pa.types.is_list(values.type) or pa.types.is_large_list(values.type):
+            values = pc.list_flatten(values)
+        values = values.filter(pc.not_equal(values, -100))  # ignored positions (token tasks)
+        if len(values) == 0:
+            return
+        extremes = pc.min_max(values)
+        low, high = extremes["min"].as_py(), extremes["max"].as_py()
+        if low < 0 or high >= num_labels:
+            raise BadInputError(
+                f"The training labels ({column!r}) run from {low} to {high}, but the student predicts {num_labels} "
+                f"labels (0..{num_labels - 1}): give the student (and teacher) `num_labels` covering every label, or "
+                "fix the labels."
+            )
 
     def _save_checkpoint(self, model, trial) -> None:
         """[`Trainer._save_checkpoint`], refused when the weights are no longer finite: the last good checkpoint is
@@ -407,6 +451,7 @@ class DistillationTrainer(Trainer):
         weights, attention_loss = self.loss_weights, self.args.attention_loss
         intermediate = bool(weights["embedding"] or weights["attention"] or weights["hidden"])
         relation = bool(weights["attention"]) and attention_loss == "relation"
+        inputs = self._fit_position_tables(inputs)
         model_inputs = dict(inputs)
         labels = model_inputs.pop("labels", None)
         cached_logits = model_inputs.pop(TEACHER_LOGITS_COLUMN, None)
@@ -470,6 +515,31 @@ class DistillationTrainer(Trainer):
         if getattr(student_outputs, "logits", None) is None:  # a base-model student (general distillation)
             return loss, {"loss": loss}
         return loss, type(student_outputs)(loss=loss, logits=student_outputs.logits)
+
+    def _fit_position_tables(self, inputs: dict) -> dict:
+        """Cut a batch longer than the student's or the teacher's position table down to it (warning once): BERT's
+        absolute positions end there, and beyond them either model would fail."""
+        limits = [
+            getattr(model.config, "max_position_embeddings", None)
+            for model in (self.accelerator.unwrap_model(self.model), self.accelerator.unwrap_model(self.teacher_model))
+        ]
+        limit = min((value for value in limits if value), default=None)
+        length = inputs["input_ids"].shape[1]
+        if limit is None or length <= limit:
+            return inputs
+        if not self._warned_truncation:
+            logger.warning(
+                f"Batches of {length} tokens are longer than the position table ({limit} positions): truncated to "
+                f"{limit} tokens. Tokenize with `truncation=True, max_length={limit}` to choose how."
+            )
+            self._warned_truncation = True
+        # (batch, seq, ...) tensors are cut along seq; per-example ones (labels of a text task) are left alone
+        return {
+            name: value[:, :limit]
+            if torch.is_tensor(value) and value.dim() >= 2 and value.shape[1] == length
+            else value
+            for name, value in inputs.items()
+        }
 
     def prediction_step(self, model, inputs, prediction_loss_only, ignore_keys=None):
         """Trainer computes an evaluation loss only for labelled batches; the distillation loss needs no labels, so
@@ -647,6 +717,31 @@ def weight_penalty(model: torch.nn.Module, l1: float, l2: float) -> torch.Tensor
         if l2:
             total = total + l2 * module.weight.square().sum()
     return torch.as_tensor(total)
+
+
+def check_same_vocabulary(teacher_tokenizer, student_tokenizer) -> None:
+    r"""
+    Raise [`~tinybert_hf.errors.BadInputError`] unless both tokenizers map every token to the same id: the student
+    learns from the teacher's outputs on the *same* ids, so a different vocabulary (another model family, cased vs
+    uncased) would silently teach it nonsense. The message names the sizes and a few tokens that differ.
+    """
+    teacher_vocabulary, student_vocabulary = teacher_tokenizer.get_vocab(), student_tokenizer.get_vocab()
+    if teacher_vocabulary == student_vocabulary:
+        return
+    differing = sorted(
+        token
+        for token in teacher_vocabulary.keys() | student_vocabulary.keys()
+        if teacher_vocabulary.get(token) != student_vocabulary.get(token)
+    )
+    examples = ", ".join(
+        f"{token!r}: teacher {teacher_vocabulary.get(token)}, student {student_vocabulary.get(token)}"
+        for token in differing[:3]
+    )
+    raise BadInputError(
+        f"The teacher's tokenizer ({len(teacher_vocabulary)} tokens) and the student's ({len(student_vocabulary)}) "
+        f"map {len(differing)} tokens differently (e.g. {examples}): distillation needs one vocabulary. Give the "
+        "student the teacher's tokenizer."
+    )
 
 
 def _nonfinite_parameters(model: torch.nn.Module) -> list[str]:

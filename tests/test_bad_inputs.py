@@ -1,0 +1,310 @@
+"""The bad-input table: each case fails early with an error that names the input and the fix, and nothing the user
+owns is written over. (Faults during a run, kills and NaNs, are in test_resume.py and test_trainer.py.)"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import subprocess
+from pathlib import Path
+
+import pytest
+import torch
+from transformers import BertForSequenceClassification, BertModel, BertTokenizer
+from transformers.utils import logging as transformers_logging
+
+from tinybert_hf import TinyBertConfig, TinyBertForSequenceClassification
+from tinybert_hf.data import load_task_dataset
+from tinybert_hf.errors import BadInputError, OutputDirectoryError
+from tinybert_hf.recipe import RecipeArguments, build_student, load_teacher, prepare_data, prepare_output_dir
+from tinybert_hf.trainer import DistillationTrainer, DistillationTrainingArguments
+
+from .conftest import TINY_VOCAB, tiny_bert_config
+from .test_cli import cli, offline_env
+from .test_trainer import dataset as token_rows
+from .test_trainer import teacher_and_student
+
+
+def write(path: Path, text: str | bytes) -> Path:
+    path.write_bytes(text if isinstance(text, bytes) else text.encode())
+    return path
+
+
+def digest(directory: Path) -> dict[str, str]:
+    return {
+        str(path.relative_to(directory)): hashlib.sha256(path.read_bytes()).hexdigest()
+        for path in sorted(directory.rglob("*"))
+        if path.is_file()
+    }
+
+
+def csv_files(tmp_path: Path, train: str, dev: str = "text,label\ngood film,pos\n", test: str | None = None):
+    test = dev if test is None else test
+    return dict(
+        train_file=str(write(tmp_path / "train.csv", train)),
+        validation_file=str(write(tmp_path / "dev.csv", dev)),
+        test_file=str(write(tmp_path / "test.csv", test)),
+    )
+
+
+GOOD_TRAIN = "text,label\ngood film,pos\ndull plot,neg\ngreat cast,pos\n"
+
+
+# ---- data files ------------------------------------------------------------------------------------------------
+
+
+def test_an_empty_split_is_refused_naming_the_file(tmp_path):
+    files = csv_files(tmp_path, "text,label\n")
+    with pytest.raises(BadInputError, match=r"The train split \(.*train.csv\) has no rows"):
+        load_task_dataset(**files)
+    with pytest.raises(BadInputError, match=r"The validation split \(.*dev.csv\) has no rows"):
+        load_task_dataset(**csv_files(tmp_path, GOOD_TRAIN, dev="text,label\n"))
+
+
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        ({"text_column": "sentence"}, r"no column 'sentence' for 'text' .*--text_column"),
+        ({"label_column": "sentiment"}, r"no column 'sentiment' for 'label' .*--label_column"),
+    ],
+)
+def test_a_missing_column_names_the_columns_there_are(tmp_path, options, message):
+    with pytest.raises(BadInputError, match=message):
+        load_task_dataset(**csv_files(tmp_path, GOOD_TRAIN), **options)
+
+
+def test_bytes_that_are_not_utf8_are_located(tmp_path):
+    latin1 = "text,label\ngood film,pos\nun film génial,pos\n".encode("latin-1")
+    files = csv_files(tmp_path, latin1)
+    before = Path(files["train_file"]).read_bytes()
+    with pytest.raises(BadInputError, match=r"train.csv is not UTF-8 text: byte 0xe9 at line 3 \(byte 34\)"):
+        load_task_dataset(**files)
+    assert Path(files["train_file"]).read_bytes() == before
+    truncated = "text,label\ngood film,pos\ncaf\u00e9,pos\n".encode()[:-6]  # ends inside the two bytes of é
+    with pytest.raises(BadInputError, match="ends in the middle of a character"):
+        load_task_dataset(**csv_files(tmp_path, truncated))
+
+
+@pytest.mark.parametrize(
+    ("train", "message"),
+    [
+        ("text,label\ngood film,pos\n,neg\n   ,pos\n", r"2 rows of the train split have empty text in column 'text' "
+                                                    r"\(rows \[1, 2\]\)"),
+        ("text,label\ngood film,pos\ndull plot,\n", r"1 rows of the train split have no label in column 'label' "
+                                                  r"\(rows \[1\]\)"),
+    ],
+)  # fmt: skip
+def test_empty_texts_and_missing_labels_are_listed(tmp_path, train, message):
+    with pytest.raises(BadInputError, match=message):
+        load_task_dataset(**csv_files(tmp_path, train))
+
+
+def test_token_rows_must_have_tokens_and_one_tag_per_token(tmp_path):
+    rows = [{"words": ["Paris"], "tags": ["B-LOC"]}, {"words": ["in", "York"], "tags": ["O"]}]
+    path = write(tmp_path / "ner.jsonl", "\n".join(json.dumps(row) for row in rows * 10))
+    with pytest.raises(BadInputError, match="different number of tokens and tags"):
+        load_task_dataset(train_file=str(path), text_column="words", label_column="tags", task="token-classification")
+
+
+def test_a_label_only_dev_or_test_has_is_refused(tmp_path):
+    files = csv_files(tmp_path, GOOD_TRAIN, dev="text,label\ngood film,pos\nso so,neutral\n")
+    with pytest.raises(
+        BadInputError, match=r"validation split has labels the train split does not have: \['neutral'\]"
+    ):
+        load_task_dataset(**files)
+
+
+def test_a_dataset_that_does_not_exist(tmp_path):
+    with pytest.raises(FileNotFoundError, match="Data file .*missing.csv does not exist"):
+        load_task_dataset(train_file=str(tmp_path / "missing.csv"))
+    with pytest.raises(FileNotFoundError, match="The data set path ./no/such/dir does not exist"):
+        load_task_dataset("./no/such/dir")
+    with pytest.raises(FileNotFoundError, match="No data set 'no-such-org/no-such-data'"):
+        load_task_dataset("no-such-org/no-such-data")  # offline in the tests: the Hub cannot be reached
+
+
+# ---- models ----------------------------------------------------------------------------------------------------
+
+
+def test_a_teacher_without_a_task_head_is_refused_for_the_prediction_stage(tmp_path):
+    torch.manual_seed(0)
+    BertModel(tiny_bert_config()).save_pretrained(tmp_path / "encoder")
+    args = RecipeArguments(output_dir=str(tmp_path / "out"))
+    with pytest.raises(
+        BadInputError, match=r"has no text-classification head \(architectures: \['BertModel'\]\).*--teacher_backbone"
+    ):
+        load_teacher(tmp_path / "encoder", ["neg", "pos"], args)
+    teacher, student = teacher_and_student()
+    with pytest.raises(BadInputError, match="prediction-layer loss needs a teacher with a task head, got BertModel"):
+        DistillationTrainer(
+            model=student,
+            teacher_model=BertModel(teacher.config),
+            args=DistillationTrainingArguments(output_dir=str(tmp_path), stage="prediction", report_to="none"),
+        )
+
+
+def test_a_teacher_with_another_label_count_is_refused(tmp_path):
+    torch.manual_seed(0)
+    BertForSequenceClassification(tiny_bert_config(num_labels=3)).save_pretrained(tmp_path / "teacher")
+    with pytest.raises(BadInputError, match=r"predicts 3 labels .* but the data has 2 \(\['neg', 'pos'\]\)"):
+        load_teacher(tmp_path / "teacher", ["neg", "pos"], RecipeArguments(output_dir=str(tmp_path / "out")))
+
+
+def test_labels_outside_num_labels_fail_before_the_first_step(tmp_path):
+    teacher, student = teacher_and_student()
+    rows = token_rows()
+    rows = rows.map(lambda row, index: {"labels": 5 if index == 3 else row["labels"]}, with_indices=True)
+    trainer = DistillationTrainer(
+        model=student,
+        teacher_model=teacher,
+        args=DistillationTrainingArguments(
+            output_dir=str(tmp_path), stage="prediction", hard_label_loss_weight=1.0, report_to="none", max_steps=2
+        ),
+        train_dataset=rows,
+    )
+    with pytest.raises(BadInputError, match=r"labels \('labels'\) run from 0 to 5, but the student predicts 2 labels"):
+        trainer.train()
+    assert not any(tmp_path.iterdir())  # stopped before anything was written
+
+
+def test_an_empty_training_dataset_fails_before_the_first_step(tmp_path):
+    teacher, student = teacher_and_student()
+    trainer = DistillationTrainer(
+        model=student,
+        teacher_model=teacher,
+        args=DistillationTrainingArguments(output_dir=str(tmp_path), stage="intermediate", report_to="none"),
+        train_dataset=token_rows().select([]),
+    )
+    with pytest.raises(BadInputError, match="The training dataset has no rows"):
+        trainer.train()
+
+
+def other_tokenizer(tmp_path: Path) -> BertTokenizer:
+    vocabulary = tmp_path / "other_vocab.txt"
+    vocabulary.write_text("\n".join([*TINY_VOCAB[:5], *reversed(TINY_VOCAB[5:])]) + "\n")
+    return BertTokenizer(vocab=str(vocabulary))
+
+
+def test_teacher_and_student_tokenizers_must_share_one_vocabulary(tmp_path, tiny_tokenizer):
+    teacher, student = teacher_and_student()
+    arguments = DistillationTrainingArguments(output_dir=str(tmp_path), stage="intermediate", report_to="none")
+    with pytest.raises(BadInputError, match=r"map 12 tokens differently \(e.g. '##s': teacher 15, student 7"):
+        DistillationTrainer(
+            model=student,
+            teacher_model=teacher,
+            args=arguments,
+            processing_class=other_tokenizer(tmp_path),
+            teacher_processing_class=tiny_tokenizer,
+        )
+    # the same vocabulary passes
+    DistillationTrainer(
+        model=student,
+        teacher_model=teacher,
+        args=arguments,
+        processing_class=tiny_tokenizer,
+        teacher_processing_class=tiny_tokenizer,
+    )
+    # the recipe checks a general student's own tokenizer against the teacher's
+    general = tmp_path / "general"
+    TinyBertForSequenceClassification(TinyBertConfig.from_teacher_config(teacher.config)).save_pretrained(general)
+    other_tokenizer(tmp_path).save_pretrained(general)
+    args = RecipeArguments(output_dir=str(tmp_path / "out"), student_init=f"general:{general}")
+    with pytest.raises(BadInputError, match="distillation needs one vocabulary"):
+        build_student(teacher, ["neg", "pos"], args, tokenizer=tiny_tokenizer)
+
+
+def test_a_layer_mapping_out_of_range(tmp_path):
+    teacher, student = teacher_and_student()
+    arguments = DistillationTrainingArguments(
+        output_dir=str(tmp_path), stage="intermediate", layer_mapping="1,7", report_to="none"
+    )
+    with pytest.raises(BadInputError, match=r"refers to teacher layers \[7\], but the teacher has 4 layers \(0..3\)"):
+        DistillationTrainer(model=student, teacher_model=teacher, args=arguments)
+
+
+def test_sequences_longer_than_the_position_table_are_truncated_with_a_warning(tmp_path, caplog):
+    teacher, student = teacher_and_student()  # both have 64 positions
+    long_rows = token_rows(rows=16, seq=80)
+    trainer = DistillationTrainer(
+        model=student,
+        teacher_model=teacher,
+        args=DistillationTrainingArguments(
+            output_dir=str(tmp_path), stage="intermediate", report_to="none", max_steps=2, use_cpu=True
+        ),
+        train_dataset=long_rows,
+    )
+    transformers_logging.enable_propagation()
+    try:
+        with caplog.at_level(logging.WARNING, logger="tinybert_hf"):
+            trainer.train()
+    finally:
+        transformers_logging.disable_propagation()
+    warnings = [record.message for record in caplog.records if "position table" in record.message]
+    assert warnings == [
+        "Batches of 80 tokens are longer than the position table (64 positions): truncated to 64 tokens. Tokenize "
+        "with `truncation=True, max_length=64` to choose how."
+    ]
+    assert all(torch.isfinite(parameter).all() for parameter in trainer.model.parameters())
+
+
+def test_the_recipe_lowers_max_length_to_the_teachers_positions(tmp_path, tiny_tokenizer, caplog):
+    torch.manual_seed(0)
+    BertModel(tiny_bert_config()).save_pretrained(tmp_path / "backbone")
+    tiny_tokenizer.save_pretrained(tmp_path / "backbone")
+    args = RecipeArguments(
+        output_dir=str(tmp_path / "out"), teacher_backbone=str(tmp_path / "backbone"), max_length=1000,
+        **csv_files(tmp_path, GOOD_TRAIN),
+    )  # fmt: skip
+    transformers_logging.enable_propagation()
+    try:
+        with caplog.at_level(logging.WARNING, logger="tinybert_hf"):
+            prepare_data(args)
+    finally:
+        transformers_logging.disable_propagation()
+    assert args.max_length == 64
+    assert any("longer than the teacher's position table (64 positions)" in r.message for r in caplog.records)
+
+
+# ---- the output directory --------------------------------------------------------------------------------------
+
+
+def test_an_output_directory_holding_a_model_or_another_run_is_refused(tmp_path):
+    model_dir = tmp_path / "my-model"
+    TinyBertForSequenceClassification(TinyBertConfig(**tiny_bert_config().to_dict())).save_pretrained(model_dir)
+    before = digest(model_dir)
+    with pytest.raises(OutputDirectoryError, match=r"holds a model \(config.json\).*--overwrite_output_dir"):
+        prepare_output_dir(RecipeArguments(output_dir=str(model_dir)))
+    assert digest(model_dir) == before
+    notes = tmp_path / "notes"
+    write(notes.mkdir() or notes / "todo.txt", "mine")
+    with pytest.raises(OutputDirectoryError, match=r"holds files no tinybert-hf run wrote \(todo.txt\)"):
+        prepare_output_dir(RecipeArguments(output_dir=str(notes)))
+
+    run = tmp_path / "run"
+    prepare_output_dir(RecipeArguments(output_dir=str(run), student_layers=4))
+    (run / "student").mkdir()
+    write(run / "student" / "config.json", "{}")
+    write(run / "mine.txt", "kept")
+    prepare_output_dir(RecipeArguments(output_dir=str(run), student_layers=4, int8=False))  # same models: resumes
+    with pytest.raises(OutputDirectoryError, match=r"other settings \(student_layers: 4 there, 2 now\)"):
+        prepare_output_dir(RecipeArguments(output_dir=str(run), student_layers=2))
+    assert (run / "student" / "config.json").is_file()
+    prepare_output_dir(RecipeArguments(output_dir=str(run), student_layers=2, overwrite_output_dir=True))
+    assert not (run / "student").exists() and (run / "mine.txt").read_text() == "kept"
+    assert json.loads((run / "run.json").read_text())["settings"]["student_layers"] == 2
+
+
+def test_the_cli_prints_one_line_for_a_bad_input(tmp_path):
+    files = csv_files(tmp_path, "text,label\ngood film,pos\n,neg\n")
+    result = subprocess.run(
+        [*cli(), "distill", "--output_dir", str(tmp_path / "out"), "--int8", "false",
+         *[option for split, path in files.items() for option in (f"--{split}", path)]],
+        env=offline_env(), capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert result.returncode == 1
+    assert "Traceback" not in result.stderr
+    assert (
+        "tinybert-hf distill: 1 rows of the train split have empty text in column 'text' (rows [1])" in result.stderr
+    )
+    assert not (tmp_path / "out" / "teacher").exists()
