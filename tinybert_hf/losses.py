@@ -308,8 +308,13 @@ def kl_divergence(
     _check_same_shape(student_logits, teacher_logits, "logits")
     if temperature <= 0:
         raise ValueError(f"`temperature` must be positive, got {temperature}.")
-    student_log_probs = F.log_softmax(student_logits.float() / temperature, dim=-1).flatten(0, -2)
-    teacher_log_probs = F.log_softmax(teacher_logits.float() / temperature, dim=-1).flatten(0, -2)
+    # (..., num_labels) -> (examples, num_labels); a single unbatched example is one row
+    student_log_probs = F.log_softmax(student_logits.float() / temperature, dim=-1).reshape(
+        -1, student_logits.shape[-1]
+    )
+    teacher_log_probs = F.log_softmax(teacher_logits.float() / temperature, dim=-1).reshape(
+        -1, teacher_logits.shape[-1]
+    )
     kl = F.kl_div(student_log_probs, teacher_log_probs, log_target=True, reduction="batchmean")
     return kl * temperature**2
 
