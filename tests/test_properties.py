@@ -238,7 +238,10 @@ def test_model_classes_raise_the_documented_error_or_give_finite_outputs(values,
             if name == "attention_scores":  # padded keys hold the mask's large negative values, by design
                 tensor = tensor.masked_fill(~attention_mask.bool()[:, None, None, :], 0.0)
             assert torch.isfinite(tensor).all(), name
-    if labels is not None:
+    # Gradients, except where dropout can zero every feature of a token (p ** width not negligible, e.g. width 3 at
+    # p = 0.9): BERT's LayerNorm (eps 1e-12) of a constant vector then scales gradients by 1e6 per layer, to inf
+    # (found by this test; BERT has the same property, and the trainer's guard stops such a run).
+    if labels is not None and (not model.training or config.hidden_dropout_prob**config.hidden_size < 1e-6):
         outputs.loss.backward()
         assert all(p.grad is None or torch.isfinite(p.grad).all() for p in model.parameters())
 

@@ -209,6 +209,13 @@ class DistillationTrainer(Trainer):
     When the prediction-layer losses are the only ones on and the dataset has a `teacher_logits` column (see
     [`~tinybert_hf.teacher_cache.add_teacher_logits`]), the teacher does not run: its cached logits are used.
 
+    Reliability: `train(resume_from_checkpoint=True)` resumes from the newest checkpoint Trainer finished writing
+    (bitwise the uninterrupted run on CPU, after a SIGKILL too); a NaN or infinite loss part stops training with a
+    [`~tinybert_hf.errors.NonFiniteLossError`] naming the part and the step (`stop_on_nonfinite_loss`); an empty
+    dataset, labels outside `num_labels`, tokenizers with other vocabularies (`teacher_processing_class`) and
+    incompatible teacher/student shapes fail before the first step; batches longer than either model's position
+    table are cut to it with a warning.
+
     Args:
         model ([`TinyBertPreTrainedModel`]):
             The student (a TinyBERT class: intermediate losses need its attention scores and projections).
