@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import errno
 import signal
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 import torch
+import transformers.modeling_utils
 from transformers import AutoModelForSequenceClassification
 
 from tinybert_hf import TinyBertForSequenceClassification
@@ -39,12 +42,17 @@ def saved_model(directory) -> TinyBertForSequenceClassification:
     return model
 
 
-def test_an_error_while_saving_keeps_the_previous_version(tmp_path):
+def test_a_full_disk_while_saving_keeps_the_previous_version(tmp_path, monkeypatch):
     target = tmp_path / "student"
     previous = saved_model(target)
-    with pytest.raises(RuntimeError, match="disk full"), atomic_directory(target) as staging:
-        (staging / "config.json").write_text("{")
-        raise RuntimeError("disk full")
+
+    def disk_full(tensors, filename, metadata=None):  # half the file written, then ENOSPC
+        Path(filename).write_bytes(b"\0" * 1000)
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(transformers.modeling_utils, "safe_save_file", disk_full)
+    with pytest.raises(OSError, match="No space left"), atomic_directory(target) as staging:
+        TinyBertForSequenceClassification(tiny_config(num_labels=2)).save_pretrained(staging)
     loaded = AutoModelForSequenceClassification.from_pretrained(target)
     assert all(torch.equal(loaded.state_dict()[k], v) for k, v in previous.state_dict().items())
     assert sorted(path.name for path in tmp_path.iterdir()) == ["student"]

@@ -295,16 +295,21 @@ def test_an_output_directory_holding_a_model_or_another_run_is_refused(tmp_path)
     assert json.loads((run / "run.json").read_text())["settings"]["student_layers"] == 2
 
 
-def test_the_cli_prints_one_line_for_a_bad_input(tmp_path):
+@pytest.mark.parametrize("case", ["data", "option"])
+def test_the_cli_prints_one_line_for_a_bad_input(tmp_path, case):
     files = csv_files(tmp_path, "text,label\ngood film,pos\n,neg\n")
+    options = [option for split, path in files.items() for option in (f"--{split}", path)]
+    if case == "option":
+        options += ["--augment_fraction", "2"]
     result = subprocess.run(
-        [*cli(), "distill", "--output_dir", str(tmp_path / "out"), "--int8", "false",
-         *[option for split, path in files.items() for option in (f"--{split}", path)]],
+        [*cli(), "distill", "--output_dir", str(tmp_path / "out"), "--int8", "false", *options],
         env=offline_env(), capture_output=True, text=True, timeout=300,
     )  # fmt: skip
     assert result.returncode == 1
     assert "Traceback" not in result.stderr
-    assert (
-        "tinybert-hf distill: 1 rows of the train split have empty text in column 'text' (rows [1])" in result.stderr
-    )
+    expected = {
+        "data": "tinybert-hf distill: 1 rows of the train split have empty text in column 'text' (rows [1])",
+        "option": "tinybert-hf distill: `augment_fraction` must be in [0, 1], got 2.0.",
+    }
+    assert expected[case] in result.stderr
     assert not (tmp_path / "out" / "teacher").exists()

@@ -197,6 +197,7 @@ def configs(draw):
     return values
 
 
+@pytest.mark.filterwarnings("error::UserWarning")  # e.g. a loss broadcasting mismatched shapes
 @given(configs(), st.sampled_from(MODEL_CLASSES), st.data())
 @PROPERTY
 def test_model_classes_raise_the_documented_error_or_give_finite_outputs(values, model_class, data):

@@ -67,10 +67,21 @@ class ExportArguments:
     opset_version: int = field(default=18, metadata={"help": "ONNX opset of the graph."})
 
 
+def _parse(dataclasses, argv: list[str]) -> tuple:
+    """Parse `argv` into the dataclasses; an option value their validation refuses is a one-line error, as a bad
+    option name is (argparse), not a traceback."""
+    from .errors import BadInputError
+
+    try:
+        return HfArgumentParser(dataclasses).parse_args_into_dataclasses(args=argv)
+    except ValueError as error:
+        raise BadInputError(str(error)) from None
+
+
 def _recipe(argv: list[str]):
     from .recipe import RecipeArguments
 
-    (arguments,) = HfArgumentParser(RecipeArguments).parse_args_into_dataclasses(args=argv)
+    (arguments,) = _parse(RecipeArguments, argv)
     return arguments
 
 
@@ -118,18 +129,15 @@ def _run(command: str, rest: list[str]) -> int:
         from .general_distillation import GeneralDistillationArguments, general_distill
         from .trainer import DistillationTrainingArguments
 
-        parser = HfArgumentParser((GeneralDistillationArguments, DistillationTrainingArguments))
-        general, training = parser.parse_args_into_dataclasses(args=rest)
+        general, training = _parse((GeneralDistillationArguments, DistillationTrainingArguments), rest)
         print(f"general student saved to {general_distill(general, training)}")
     elif command == "evaluate":
-        parser = HfArgumentParser((EvaluateArguments, recipe.RecipeArguments))
-        evaluate_arguments, arguments = parser.parse_args_into_dataclasses(args=rest)
+        evaluate_arguments, arguments = _parse((EvaluateArguments, recipe.RecipeArguments), rest)
         print(json.dumps(recipe.evaluate_saved_model(evaluate_arguments.model, arguments), indent=2))
     elif command == "prune":
         from .compress import PruneArguments, prune_saved_model
 
-        parser = HfArgumentParser((PruneArguments, recipe.RecipeArguments))
-        prune_arguments, arguments = parser.parse_args_into_dataclasses(args=rest)
+        prune_arguments, arguments = _parse((PruneArguments, recipe.RecipeArguments), rest)
         record = prune_saved_model(prune_arguments, arguments)
         for name, entry in record["models"].items():
             score = entry["test"]["score"]
@@ -140,8 +148,7 @@ def _run(command: str, rest: list[str]) -> int:
     elif command == "sparsify":
         from .compress import SparsifyArguments, sparsify_saved_model
 
-        parser = HfArgumentParser((SparsifyArguments, recipe.RecipeArguments))
-        sparsify_arguments, arguments = parser.parse_args_into_dataclasses(args=rest)
+        sparsify_arguments, arguments = _parse((SparsifyArguments, recipe.RecipeArguments), rest)
         record = sparsify_saved_model(sparsify_arguments, arguments)
         for name, entry in record["models"].items():
             print(
@@ -153,7 +160,7 @@ def _run(command: str, rest: list[str]) -> int:
     elif command == "export":
         from .onnx_export import export_saved_model
 
-        (export_arguments,) = HfArgumentParser(ExportArguments).parse_args_into_dataclasses(args=rest)
+        (export_arguments,) = _parse(ExportArguments, rest)
         exported = export_saved_model(
             export_arguments.model, export_arguments.output_dir, export_arguments.opset_version
         )
@@ -161,7 +168,7 @@ def _run(command: str, rest: list[str]) -> int:
     elif command == "quantize":
         from .quantization import QuantizeArguments, quantize_saved_model
 
-        (quantize_arguments,) = HfArgumentParser(QuantizeArguments).parse_args_into_dataclasses(args=rest)
+        (quantize_arguments,) = _parse(QuantizeArguments, rest)
         record = quantize_saved_model(quantize_arguments)
         sizes = record["size_mb"]
         print(
@@ -172,12 +179,12 @@ def _run(command: str, rest: list[str]) -> int:
     elif command == "card":
         from .model_card import write_model_card
 
-        (card_arguments,) = HfArgumentParser(CardArguments).parse_args_into_dataclasses(args=rest)
+        (card_arguments,) = _parse(CardArguments, rest)
         print(f"model card written to {write_model_card(card_arguments.model, repo_id=card_arguments.repo_id)}")
     elif command == "push":
         from .hub import PushArguments, push_student
 
-        (push_arguments,) = HfArgumentParser(PushArguments).parse_args_into_dataclasses(args=rest)
+        (push_arguments,) = _parse(PushArguments, rest)
         info = push_student(
             push_arguments.model,
             push_arguments.repo_id,

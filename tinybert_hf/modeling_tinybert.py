@@ -749,7 +749,8 @@ class TinyBertForSequenceClassification(TinyBertPreTrainedModel):
                 self.config.problem_type = "multi_label_classification"
         if self.config.problem_type == "regression":
             if self.num_labels == 1:
-                return MSELoss()(logits.squeeze(-1), labels.squeeze(-1).to(logits.dtype))
+                # (batch,) both: squeezing a batch of one would leave a scalar label against (1,) logits
+                return MSELoss()(logits.reshape(-1), labels.reshape(-1).to(logits.dtype))
             return MSELoss()(logits, labels.to(logits.dtype))
         if self.config.problem_type == "single_label_classification":
             bounds = _bounds_outside(labels, self.num_labels)
