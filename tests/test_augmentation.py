@@ -145,6 +145,6 @@ def test_the_cache_fingerprint_is_the_same_in_every_process(tiny_tokenizer, tmp_
             env={**os.environ, "PYTHONHASHSEED": seed, "PYTHONPATH": str(Path(__file__).resolve().parent.parent)},
             capture_output=True, text=True, check=True,
         ).stdout.strip()
-        for seed in ("1", "2", "3")
+        for seed in ("1", "2")
     }  # fmt: skip
     assert len(fingerprints) == 1 and len(fingerprints.pop()) == 32

@@ -79,17 +79,17 @@ def _step(checkpoint: Path) -> int:
 
 
 def is_complete_checkpoint(checkpoint: str | Path) -> bool:
-    """Whether Trainer finished writing `checkpoint`: its state file exists and its weights are whole."""
+    """Whether Trainer finished writing `checkpoint`: its state file exists and its safetensors weights (if any:
+    FSDP and DeepSpeed checkpoints keep theirs in their own formats) are whole."""
     checkpoint = Path(checkpoint)
     if not (checkpoint / TRAINER_STATE).is_file():
         return False
     try:
-        files = safetensors_files(checkpoint)
-        for file in files:
+        for file in safetensors_files(checkpoint):
             check_safetensors_file(file)
     except CorruptWeightsError:
         return False
-    return bool(files)
+    return True
 
 
 def last_complete_checkpoint(run_dir: str | Path, remove_incomplete: bool = True) -> str | None:
@@ -111,6 +111,6 @@ def last_complete_checkpoint(run_dir: str | Path, remove_incomplete: bool = True
         if is_complete_checkpoint(checkpoint):
             return str(checkpoint)
         logger.warning(f"{checkpoint} was cut short while it was written (no {TRAINER_STATE} or truncated weights).")
-        if remove_incomplete:
-            shutil.rmtree(checkpoint)
+        if remove_incomplete:  # every process of a multi-process run may get here: the first one removes it
+            shutil.rmtree(checkpoint, ignore_errors=True)
     return None
