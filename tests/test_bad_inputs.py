@@ -17,6 +17,7 @@ from transformers.utils import logging as transformers_logging
 from tinybert_hf import TinyBertConfig, TinyBertForSequenceClassification
 from tinybert_hf.data import load_task_dataset
 from tinybert_hf.errors import BadInputError, OutputDirectoryError
+from tinybert_hf.general_distillation import GeneralDistillationArguments, corpus_stream
 from tinybert_hf.recipe import RecipeArguments, build_student, load_teacher, prepare_data, prepare_output_dir
 from tinybert_hf.trainer import DistillationTrainer, DistillationTrainingArguments
 
@@ -84,6 +85,15 @@ def test_bytes_that_are_not_utf8_are_located(tmp_path):
     truncated = "text,label\ngood film,pos\ncaf\u00e9,pos\n".encode()[:-6]  # ends inside the two bytes of é
     with pytest.raises(BadInputError, match="ends in the middle of a character"):
         load_task_dataset(**csv_files(tmp_path, truncated))
+
+
+def test_a_general_distillation_corpus_is_checked_before_streaming(tmp_path):
+    write(tmp_path / "a.txt", "good film\n")
+    write(tmp_path / "b.txt", b"good film\ncaf\xe9\n")
+    with pytest.raises(BadInputError, match=r"b.txt is not UTF-8 text: byte 0xe9 at line 2"):
+        corpus_stream(GeneralDistillationArguments(corpus=str(tmp_path / "*.txt")))
+    with pytest.raises(FileNotFoundError, match="No corpus file matches"):
+        corpus_stream(GeneralDistillationArguments(corpus=str(tmp_path / "missing*.txt")))
 
 
 @pytest.mark.parametrize(

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import bz2
 import csv
+import glob
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -18,7 +19,7 @@ from transformers import AutoModel, AutoTokenizer, DataCollatorWithPadding, set_
 
 from .atomic import atomic_directory
 from .configuration_tinybert import TinyBertConfig
-from .data import TEXT_FILE_BUILDERS
+from .data import TEXT_FILE_BUILDERS, check_utf8
 from .embedded import packaged_rotten_tomatoes_path, packaged_teacher_path
 from .modeling_tinybert import TinyBertModel
 from .safe_loading import load_pretrained
@@ -66,6 +67,12 @@ def corpus_stream(arguments: GeneralDistillationArguments) -> IterableDataset | 
         return IterableDataset.from_generator(rows)
     suffix = Path(source).suffix.lower()
     if suffix in TEXT_FILE_BUILDERS:
+        files = [] if "://" in source else sorted(glob.glob(source))  # URLs stream as they are
+        if not files and "://" not in source:
+            raise FileNotFoundError(f"No corpus file matches {source}.")
+        for path in files:  # one pass each: a bad byte found now, not hours into a streamed run
+            if suffix != ".parquet":
+                check_utf8(path)
         stream = load_dataset(TEXT_FILE_BUILDERS[suffix], data_files=source, split="train", streaming=True)
     else:
         stream = load_dataset(source, arguments.corpus_config, split="train", streaming=True)
