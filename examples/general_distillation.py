@@ -4,7 +4,7 @@ Run:
     python examples/general_distillation.py --output_dir outputs/general --max_steps 200   # packaged teacher + text
     python examples/general_distillation.py --teacher bert-base-uncased --corpus wiki.txt --max_steps 100000 \
         --per_device_train_batch_size 256 --output_dir outputs/general
-Then start task distillation from it: `tinybert-hf distill --student_init outputs/general ...`.
+Then start task distillation from it: `tinybert-hf distill --student_init outputs/general/student ...`.
 """
 
 from transformers import HfArgumentParser
