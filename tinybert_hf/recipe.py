@@ -23,6 +23,7 @@ output_dir/
 
 from __future__ import annotations
 
+import contextlib
 import json
 import shutil
 import time
@@ -75,7 +76,7 @@ RECIPE_OUTPUTS = (
 )  # fmt: skip
 # settings that change no model: a rerun may change them and still reuse and resume the directory's steps
 SETTINGS_OUTSIDE_MODELS = (
-    "output_dir", "overwrite_output_dir", "allow_pickle", "save_steps", "baseline", "int8", "push_to_hub",
+    "output_dir", "overwrite_output_dir", "allow_pickle", "baseline", "int8", "push_to_hub",
     "hub_model_id", "hub_strategy", "hub_private_repo", "speed_batch_size", "speed_seq_length",
 )  # fmt: skip
 HUB_STRATEGIES = tuple(strategy.value for strategy in HubStrategy)  # end, every_save, checkpoint, all_checkpoints
@@ -105,8 +106,8 @@ class RecipeArguments:
     save_steps: int | None = field(
         default=None,
         metadata={
-            "help": "Checkpoint (and evaluate) every this many steps instead of every epoch, so a killed run "
-            "resumes with less lost work."
+            "help": "Checkpoint (and evaluate, for the best-model choice) every this many steps instead of every "
+            "epoch, so a killed run resumes with less lost work."
         },
     )
     allow_pickle: bool = field(
@@ -273,6 +274,8 @@ def _save(trainer: Trainer, directory: Path, record: dict) -> None:
         (staging / "training_args.bin").unlink(missing_ok=True)
         write_text(staging / DONE_MARKER, json.dumps(record, indent=2))
     shutil.rmtree(trainer.args.output_dir, ignore_errors=True)
+    with contextlib.suppress(OSError):  # `checkpoints/` itself once no step has any left
+        Path(trainer.args.output_dir).parent.rmdir()
 
 
 def _train(trainer: Trainer) -> None:
