@@ -447,8 +447,9 @@ class TinyBertPreTrainedModel(PreTrainedModel):
         try:
             return super().from_pretrained(pretrained_model_name_or_path, *model_args, **kwargs)
         except OSError as error:
-            pickles = sorted(Path(pretrained_model_name_or_path).glob("*.bin")) if safetensors_only else []
-            if not pickles:
+            local = Path(pretrained_model_name_or_path)
+            pickles = sorted(path for path in local.glob("*.bin") if path.name != "training_args.bin")
+            if not safetensors_only or not pickles or any(local.glob("*.safetensors")):
                 raise
             raise OSError(
                 f"{pretrained_model_name_or_path} holds weights only as pickles ({pickles[0].name}), which can run "

@@ -18,6 +18,8 @@ from transformers import PreTrainedModel
 from .errors import CorruptWeightsError, UnsafeWeightsError
 
 PICKLE_SUFFIXES = (".bin", ".pt", ".pth", ".ckpt", ".pkl")
+# pickles Trainer writes beside the weights of a checkpoint: its state, not the model's weights
+TRAINER_STATE_PICKLES = ("training_args.bin", "optimizer.pt", "scheduler.pt", "scaler.pt", "rng_state.pth")
 SAFETENSORS_INDEX = "model.safetensors.index.json"
 
 
@@ -67,7 +69,11 @@ def check_model_directory(directory: str | Path, allow_pickle: bool = False) -> 
     files = safetensors_files(directory)
     for path in files:
         check_safetensors_file(path)
-    pickles = sorted(path.name for path in directory.iterdir() if path.suffix in PICKLE_SUFFIXES)
+    pickles = sorted(
+        path.name
+        for path in directory.iterdir()
+        if path.suffix in PICKLE_SUFFIXES and path.name not in TRAINER_STATE_PICKLES
+    )
     if not files and pickles and not allow_pickle:
         raise UnsafeWeightsError(
             f"{directory} holds weights only as pickles ({', '.join(pickles)}), which can run code when loaded. "
