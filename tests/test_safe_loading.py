@@ -12,6 +12,7 @@ from transformers import AutoModelForSequenceClassification, BertForSequenceClas
 
 from tinybert_hf import TinyBertForSequenceClassification
 from tinybert_hf.errors import CorruptWeightsError, UnsafeWeightsError
+from tinybert_hf.hub import student_files
 from tinybert_hf.recipe import RecipeArguments, load_teacher
 from tinybert_hf.safe_loading import check_model_directory, load_pretrained
 
@@ -68,6 +69,8 @@ def test_a_shard_missing_from_its_index_is_named(tmp_path):
         CorruptWeightsError, match=f"names shards that are not in {directory}: \\['{shards[-1].name}'\\]"
     ):
         check_model_directory(directory)
+    with pytest.raises(CorruptWeightsError, match="names shards that are not in"):  # nor is it pushed
+        student_files(directory, "org/student")
 
 
 def test_pickled_weights_are_refused_unless_asked_for_and_never_run_by_default(tmp_path, student_dir):

@@ -25,6 +25,7 @@ from huggingface_hub.utils import get_token
 from transformers.utils import logging
 
 from .model_card import RESULTS_NAME, card_was_edited, render_model_card
+from .safe_loading import SAFETENSORS_INDEX, safetensors_files
 
 logger = logging.get_logger(__name__)
 
@@ -67,6 +68,7 @@ def student_files(student_dir: str | Path, repo_id: str) -> list[CommitOperation
 
     Raises:
         `FileNotFoundError`: no directory, no `config.json`, no safetensors weights, no tokenizer, or no card.
+        [`~tinybert_hf.errors.CorruptWeightsError`]: a safetensors index names shards that are not there.
     """
     directory = Path(student_dir)
     if not directory.is_dir():
@@ -125,13 +127,8 @@ def _card(directory: Path, repo_id: str) -> CommitOperationAdd:
 
 
 def _weight_files(directory: Path) -> list[str]:
-    index = directory / "model.safetensors.index.json"
-    if index.is_file():
-        shards = sorted(set(json.loads(index.read_text())["weight_map"].values()))
-        missing = [shard for shard in shards if not (directory / shard).is_file()]
-        if missing:
-            raise FileNotFoundError(f"{index} names shards that are missing: {', '.join(missing)}.")
-        return [index.name, *shards]
+    if (directory / SAFETENSORS_INDEX).is_file():  # the index and the shards it names (all present, or an error)
+        return [SAFETENSORS_INDEX, *(path.name for path in safetensors_files(directory))]
     if (directory / "model.safetensors").is_file():
         return ["model.safetensors"]
     pickles = [name for name in PICKLE_WEIGHTS if (directory / name).is_file()]

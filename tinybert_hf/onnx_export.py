@@ -229,7 +229,9 @@ def load_task_model(model_path: str | Path) -> PreTrainedModel:
             f"{directory} holds a {architecture or 'model without a task head'}; export a sequence- or "
             "token-classification student (the ONNX graph's output is its logits)."
         )
-    return (auto_class or AutoModelForSequenceClassification).from_pretrained(directory).eval()
+    from .safe_loading import load_pretrained  # safetensors checked and named, no remote code
+
+    return load_pretrained(auto_class or AutoModelForSequenceClassification, directory).eval()
 
 
 def write_model_files(model_path: str | Path, output_dir: Path) -> None:

@@ -258,6 +258,9 @@ class DistillationTrainer(Trainer):
         self._eval_batches = 0
         self._eval_prefix: str | None = None  # set while `evaluate` runs
         self._warned_truncation = False
+        # the shorter of the two position tables (None when neither model has one), for `_fit_position_tables`
+        limits = [getattr(config, "max_position_embeddings", None) for config in (model.config, teacher_model.config)]
+        self._position_limit = min((value for value in limits if value), default=None)
         padding_side = getattr(self.processing_class, "padding_side", "right")
         self.data_collator = TeacherLogitsCollator(self.data_collator, padding_side=padding_side)
 
@@ -526,11 +529,7 @@ class DistillationTrainer(Trainer):
     def _fit_position_tables(self, inputs: dict) -> dict:
         """Cut a batch longer than the student's or the teacher's position table down to it (warning once): BERT's
         absolute positions end there, and beyond them either model would fail."""
-        limits = [
-            getattr(model.config, "max_position_embeddings", None)
-            for model in (self.accelerator.unwrap_model(self.model), self.accelerator.unwrap_model(self.teacher_model))
-        ]
-        limit = min((value for value in limits if value), default=None)
+        limit = self._position_limit
         length = inputs["input_ids"].shape[1]
         if limit is None or length <= limit:
             return inputs
