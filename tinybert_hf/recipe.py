@@ -748,7 +748,7 @@ def load_teacher(path: str | Path, names: list[str], args: RecipeArguments) -> P
     teacher_names = [config.id2label[index] for index in range(config.num_labels)]
     if teacher_names != names and not all(name == f"LABEL_{index}" for index, name in enumerate(teacher_names)):
         logger.warning(f"The teacher's labels {teacher_names} are named differently from the data's {names}.")
-    return load_pretrained(model_class(args), path, allow_pickle=args.allow_pickle).eval()
+    return load_pretrained(model_class(args), path, allow_pickle=args.allow_pickle, config=config).eval()
 
 
 def model_settings(args: RecipeArguments) -> dict:
@@ -916,7 +916,6 @@ def run_recipe(args: RecipeArguments) -> dict:
         args,
         teacher_layers=student_init.get("teacher_layers"),
     )
-    tokenizer.save_pretrained(output_dir / "student")
     models = {"teacher": (teacher, Path(teacher_dir)), "student (distilled)": (distilled, output_dir / "student")}
     if args.baseline:
         baseline = finetune_baseline(
