@@ -49,6 +49,17 @@ def csv_files(tmp_path: Path, train: str, dev: str = "text,label\ngood film,pos\
     )
 
 
+@pytest.fixture
+def library_warnings(caplog):
+    """caplog holding tinybert_hf's warnings (transformers' logging does not propagate to the root logger)."""
+    transformers_logging.enable_propagation()
+    try:
+        with caplog.at_level(logging.WARNING, logger="tinybert_hf"):
+            yield caplog
+    finally:
+        transformers_logging.disable_propagation()
+
+
 GOOD_TRAIN = "text,label\ngood film,pos\ndull plot,neg\ngreat cast,pos\n"
 
 
@@ -233,7 +244,7 @@ def test_a_layer_mapping_out_of_range(tmp_path):
         DistillationTrainer(model=student, teacher_model=teacher, args=arguments)
 
 
-def test_sequences_longer_than_the_position_table_are_truncated_with_a_warning(tmp_path, caplog):
+def test_sequences_longer_than_the_position_table_are_truncated_with_a_warning(tmp_path, library_warnings):
     teacher, student = teacher_and_student()  # both have 64 positions
     long_rows = token_rows(rows=16, seq=80)
     trainer = DistillationTrainer(
@@ -244,13 +255,8 @@ def test_sequences_longer_than_the_position_table_are_truncated_with_a_warning(t
         ),
         train_dataset=long_rows,
     )
-    transformers_logging.enable_propagation()
-    try:
-        with caplog.at_level(logging.WARNING, logger="tinybert_hf"):
-            trainer.train()
-    finally:
-        transformers_logging.disable_propagation()
-    warnings = [record.message for record in caplog.records if "position table" in record.message]
+    trainer.train()
+    warnings = [record.message for record in library_warnings.records if "position table" in record.message]
     assert warnings == [
         "Batches of 80 tokens are longer than the position table (64 positions): truncated to 64 tokens. Tokenize "
         "with `truncation=True, max_length=64` to choose how."
@@ -258,7 +264,7 @@ def test_sequences_longer_than_the_position_table_are_truncated_with_a_warning(t
     assert all(torch.isfinite(parameter).all() for parameter in trainer.model.parameters())
 
 
-def test_the_recipe_lowers_max_length_to_the_teachers_positions(tmp_path, tiny_tokenizer, caplog):
+def test_the_recipe_lowers_max_length_to_the_teachers_positions(tmp_path, tiny_tokenizer, library_warnings):
     torch.manual_seed(0)
     BertModel(tiny_bert_config()).save_pretrained(tmp_path / "backbone")
     tiny_tokenizer.save_pretrained(tmp_path / "backbone")
@@ -266,14 +272,11 @@ def test_the_recipe_lowers_max_length_to_the_teachers_positions(tmp_path, tiny_t
         output_dir=str(tmp_path / "out"), teacher_backbone=str(tmp_path / "backbone"), max_length=1000,
         **csv_files(tmp_path, GOOD_TRAIN),
     )  # fmt: skip
-    transformers_logging.enable_propagation()
-    try:
-        with caplog.at_level(logging.WARNING, logger="tinybert_hf"):
-            prepare_data(args)
-    finally:
-        transformers_logging.disable_propagation()
+    prepare_data(args)
     assert args.max_length == 64
-    assert any("longer than the teacher's position table (64 positions)" in r.message for r in caplog.records)
+    assert any(
+        "longer than the teacher's position table (64 positions)" in r.message for r in library_warnings.records
+    )
 
 
 # ---- the output directory --------------------------------------------------------------------------------------
