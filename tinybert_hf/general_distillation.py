@@ -55,8 +55,7 @@ class GeneralDistillationArguments:
 
 def corpus_stream(arguments: GeneralDistillationArguments) -> IterableDataset | Dataset:
     """The corpus as a stream of `{"text": ...}` rows."""
-    source = arguments.corpus
-    if source is None:
+    if arguments.corpus is None:
         path = packaged_rotten_tomatoes_path()
 
         def rows():
@@ -65,19 +64,26 @@ def corpus_stream(arguments: GeneralDistillationArguments) -> IterableDataset | 
                     yield {"text": row["text"]}
 
         return IterableDataset.from_generator(rows)
+    return text_stream(arguments.corpus, arguments.corpus_config, arguments.text_column)
+
+
+def text_stream(source: str, config_name: str | None = None, text_column: str = "text") -> IterableDataset:
+    """Unlabelled text as a stream of `{"text": ...}` rows: .txt files (one document per line; a glob works), a
+    .csv/.json/.jsonl/.parquet file with a `text_column`, or a Hub data set id. Local files are checked for UTF-8
+    first (one pass), so a bad byte is found now, not hours into a streamed run."""
     suffix = Path(source).suffix.lower()
     if suffix in TEXT_FILE_BUILDERS:
         files = [] if "://" in source else sorted(glob.glob(source))  # URLs stream as they are
         if not files and "://" not in source:
             raise FileNotFoundError(f"No corpus file matches {source}.")
-        for path in files:  # one pass each: a bad byte found now, not hours into a streamed run
+        for path in files:
             if suffix != ".parquet":
                 check_utf8(path)
         stream = load_dataset(TEXT_FILE_BUILDERS[suffix], data_files=source, split="train", streaming=True)
     else:
-        stream = load_dataset(source, arguments.corpus_config, split="train", streaming=True)
-    if arguments.text_column != "text":
-        stream = stream.rename_column(arguments.text_column, "text")
+        stream = load_dataset(source, config_name, split="train", streaming=True)
+    if text_column != "text":
+        stream = stream.rename_column(text_column, "text")
     return stream.select_columns(["text"])
 
 

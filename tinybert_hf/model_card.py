@@ -122,8 +122,51 @@ def render_model_card(results: dict, repo_id: str | None = None) -> ModelCard:
         "auto_class": "AutoModelForSequenceClassification" if text_task else "AutoModelForTokenClassification",
         "pipeline_tag": card_data.pipeline_tag,
         "int8_section": _int8_section(models, first),
+        "heldout_section": _heldout_section(results, first),
+        "heldout_limits": "Beyond it, it was scored on the held-out sets above only."
+        if results.get("heldout_sets")
+        else "It was not evaluated outside that data.",
+        "transfer_description": _transfer_description(results.get("transfer")),
     }
     return ModelCard.from_template(card_data, template_path=str(template_path()), **values)
+
+
+def _heldout_section(results: dict, first: str) -> str:
+    """The card's table of accuracy on the `--eval_files` sets (empty without them)."""
+    sets = results.get("heldout_sets") or {}
+    if not sets:
+        return ""
+    teacher = results["models"]["teacher"]["heldout"]
+    header = " | ".join(f"{name} ({info['rows']:,} rows): {first} / % of teacher" for name, info in sets.items())
+    rows = []
+    for model_name, entry in results["models"].items():
+        cells = " | ".join(
+            f"{_percent(entry['heldout'][name][first])} / "
+            f"{100 * entry['heldout'][name]['score'] / teacher[name]['score']:.1f}%"
+            for name in sets
+        )
+        rows.append(f"| {model_name} | {cells} |")
+    return (
+        "\n### Off the training distribution\n\n"
+        "Held-out labelled sets the student was neither distilled nor selected on, scored for every model:\n\n"
+        f"| model | {header} |\n|---|{'---|' * len(sets)}\n" + "\n".join(rows) + "\n"
+    )
+
+
+def _transfer_description(transfer: dict | None) -> str:
+    if not transfer:
+        return "none (the task's rows only)."
+    sources = ", ".join("the packaged general English text (news articles, health tweets)" if source == "general"
+                        else f"`{Path(source).name}`" for source in transfer["text"])  # fmt: skip
+    parts = []
+    if transfer["rows"]:
+        stages = "stages 1 and 2" if transfer["in_intermediate"] else "stage 2"
+        parts.append(
+            f"{transfer['rows']:,} unlabelled snippets of {sources}, with the teacher's soft labels, in {stages}"
+        )
+    if transfer["recovery_steps"]:
+        parts.append(f"{transfer['recovery_steps']} steps of intermediate-layer recovery on {sources} before the task")
+    return "; ".join(parts) + "."
 
 
 def _base_model(settings: dict) -> str | None:

@@ -532,10 +532,14 @@ class TinyBertPreTrainedModel(PreTrainedModel):
             )
 
 
-def _bounds_outside(values: torch.Tensor, upper: int) -> tuple[int, int] | None:
-    """`(min, max)` of integer `values` when some lie outside `[0, upper)`, else None. Skipped while compiling,
-    where reading the bounds back to the host would break the graph."""
-    if torch.compiler.is_compiling() or values.numel() == 0:
+def _bounds_outside(values: torch.Tensor, upper: int, ignored: int | None = None) -> tuple[int, int] | None:
+    """`(min, max)` of integer `values` (other than `ignored`) when some lie outside `[0, upper)`, else None. Skipped
+    while compiling, where reading the bounds back to the host would break the graph."""
+    if torch.compiler.is_compiling():
+        return None
+    if ignored is not None:
+        values = values[values != ignored]
+    if values.numel() == 0:
         return None
     low, high = int(values.min()), int(values.max())
     return (low, high) if low < 0 or high >= upper else None
@@ -754,10 +758,11 @@ class TinyBertForSequenceClassification(TinyBertPreTrainedModel):
                 return MSELoss()(logits.reshape(-1), labels.reshape(-1).to(logits.dtype))
             return MSELoss()(logits, labels.to(logits.dtype))
         if self.config.problem_type == "single_label_classification":
-            bounds = _bounds_outside(labels, self.num_labels)
+            # -100 marks an unlabelled row, which the cross-entropy ignores (as BertForSequenceClassification's)
+            bounds = _bounds_outside(labels, self.num_labels, ignored=-100)
             if bounds is not None:
                 raise ValueError(
-                    f"Labels must lie in [0, {self.num_labels}) (`num_labels`), got labels in "
+                    f"Labels must lie in [0, {self.num_labels}) (`num_labels`) or be -100 (ignored), got labels in "
                     f"[{bounds[0]}, {bounds[1]}]."
                 )
             return CrossEntropyLoss()(logits.view(-1, self.num_labels), labels.view(-1))

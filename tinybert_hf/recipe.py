@@ -11,7 +11,8 @@ or another model is refused unless `--overwrite_output_dir`. The steps are also 
 output_dir/
   teacher/                fine-tuned teacher (skipped when --teacher is a fine-tuned model)
   run.json                the settings the directory's models are made with (checked on every rerun)
-  cache/                  augmented data, teacher logits
+  cache/                  augmented data, teacher logits (of the training rows and the transfer text)
+  student_recovered/      after recovery on the transfer text (--recovery_steps): the cut layers' general features
   student_intermediate/   after stage 1 (embedding + attention + hidden losses)
   student/                after stage 2 (prediction layer), best on the dev split: the deliverable
   checkpoints/<step>/     Trainer checkpoints of the running step (for resuming; removed when the step is done)
@@ -51,7 +52,7 @@ from transformers.utils import logging
 from .atomic import atomic_directory, last_complete_checkpoint, write_text
 from .augmentation import AugmentationConfig, TinyBertAugmenter, load_word_vectors
 from .configuration_tinybert import TinyBertConfig
-from .data import load_task_dataset
+from .data import eval_set_name, load_eval_set, load_task_dataset, parse_label_map
 from .embedded import packaged_teacher_path
 from .errors import BadInputError, OutputDirectoryError
 from .fake_quant import add_fake_quantization, remove_fake_quantization
@@ -64,6 +65,7 @@ from .safe_loading import load_pretrained
 from .student_init import student_from_teacher_layers, uniform_layer_subset
 from .teacher_cache import add_teacher_logits
 from .trainer import STAGE_WEIGHTS, DistillationTrainer, DistillationTrainingArguments, check_same_vocabulary
+from .transfer_text import GENERAL, load_transfer_text, mix_transfer_rows
 
 logger = logging.get_logger(__name__)
 
@@ -71,13 +73,14 @@ DONE_MARKER = "stage_done.json"
 RUN_RECORD = "run.json"
 # what the recipe writes under output_dir: what `--overwrite_output_dir` removes (nothing else is touched)
 RECIPE_OUTPUTS = (
-    "teacher", "cache", "student_intermediate", "student", "student-int8", "baseline", "checkpoints",
-    "results.json", "results.png", RUN_RECORD,
+    "teacher", "cache", "student_recovered", "student_intermediate", "student", "student-int8", "baseline",
+    "checkpoints", "results.json", "results.png", RUN_RECORD,
 )  # fmt: skip
 # settings that change no model: a rerun may change them and still reuse and resume the directory's steps
 SETTINGS_OUTSIDE_MODELS = (
     "output_dir", "overwrite_output_dir", "allow_pickle", "baseline", "int8", "push_to_hub",
     "hub_model_id", "hub_strategy", "hub_private_repo", "speed_batch_size", "speed_seq_length",
+    "eval_files", "eval_label_map", "eval_max_length",
 )  # fmt: skip
 HUB_STRATEGIES = tuple(strategy.value for strategy in HubStrategy)  # end, every_save, checkpoint, all_checkpoints
 TEXT_TASK, TOKEN_TASK = "text-classification", "token-classification"
@@ -135,6 +138,23 @@ class RecipeArguments:
     label_column: str = field(default="label", metadata={"help": "Label column (tag column for NER)."})
     max_length: int = field(default=64, metadata={"help": "Tokens per example (longer ones are truncated)."})
     max_train_samples: int | None = field(default=None, metadata={"help": "Use only this many training rows."})
+    eval_files: list[str] = field(
+        default_factory=list,
+        metadata={
+            "help": "Extra labelled sets every model is also scored on, as accuracy on data the student was not "
+            "distilled on: `name=path` entries (CSV/TSV/JSON/JSONL/parquet files, or data sets whose test split is "
+            "used) with the training data's columns and labels. They are only measured, never trained or selected on."
+        },
+    )
+    eval_label_map: str | None = field(
+        default=None,
+        metadata={
+            "help": "Rename the eval files' labels to the training data's, e.g. 'negative=rotten,positive=fresh'."
+        },
+    )
+    eval_max_length: int = field(
+        default=128, metadata={"help": "Tokens per example of the eval files (held-out text is often longer)."}
+    )
     # teacher
     teacher: str | None = field(
         default=None, metadata={"help": "An already fine-tuned teacher (path or Hub id); skips teacher fine-tuning."}
@@ -192,6 +212,33 @@ class RecipeArguments:
         },
     )
     word_vectors: str | None = field(default=None, metadata={"help": "GloVe-format file for multi-piece words."})
+    # transfer text: unlabelled text the student learns the teacher's predictions on, beyond the labelled rows
+    transfer_text: list[str] = field(
+        default_factory=lambda: [GENERAL],
+        metadata={
+            "help": "Unlabelled text for transfer: 'general' (the packaged news articles and health tweets, "
+            "offline) and/or your own in-domain text without labels (.txt one per line, a glob, .csv/.jsonl with a "
+            "`text` column, or a Hub data set id), split into snippets."
+        },
+    )
+    transfer_rows: int = field(
+        default=0,
+        metadata={
+            "help": "Snippets of `transfer_text` that stage 2 also learns the teacher's soft labels on (its logits "
+            "are cached on disk); 0 turns transfer off."
+        },
+    )
+    transfer_in_intermediate: bool = field(
+        default=False, metadata={"help": "Also add the transfer snippets to stage 1's rows (intermediate layers)."}
+    )
+    transfer_max_length: int = field(default=128, metadata={"help": "Tokens per transfer snippet."})
+    recovery_steps: int = field(
+        default=0,
+        metadata={
+            "help": "Before the task stages, distil the student's intermediate layers on the transfer text for this "
+            "many steps (recovery of the cut layers' general features, for a 'pruned-teacher' student); 0 skips it."
+        },
+    )
     # distillation
     intermediate_epochs: float = field(default=0.3, metadata={"help": "Stage 1 epochs (0 skips the stage)."})
     prediction_epochs: float = field(default=1.0, metadata={"help": "Stage 2 epochs."})
@@ -242,6 +289,14 @@ class RecipeArguments:
     )
     hub_private_repo: bool = field(default=False, metadata={"help": "Create the Hub repository as private."})
     seed: int = field(default=0, metadata={"help": "Seed of data splits, augmentation and training."})
+    data_seed: int | None = field(
+        default=None,
+        metadata={
+            "help": "Seed of the data splits (cut from train, or the embedded data's by movie) and of "
+            "`max_train_samples`, when it should differ from `seed`: e.g. students of several seeds against one "
+            "teacher, whose test split must stay the one it never trained on. Default: `seed`."
+        },
+    )
     speed_batch_size: int = field(default=32, metadata={"help": "Batch size of the throughput measurement."})
     speed_seq_length: int = field(default=64, metadata={"help": "Sequence length of the speed measurement."})
 
@@ -252,6 +307,13 @@ class RecipeArguments:
             raise ValueError(f"`augment_fraction` must be in [0, 1], got {self.augment_fraction}.")
         if self.student_layers < 1:
             raise ValueError(f"`student_layers` must be at least 1, got {self.student_layers}.")
+        if self.transfer_rows < 0 or self.recovery_steps < 0:
+            raise ValueError(
+                f"`transfer_rows` and `recovery_steps` must be 0 or more, got {self.transfer_rows} and "
+                f"{self.recovery_steps}."
+            )
+        if (self.transfer_rows or self.recovery_steps) and not self.transfer_text:
+            raise ValueError("`transfer_rows` / `recovery_steps` need `transfer_text` (e.g. 'general').")
         if self.hub_strategy not in HUB_STRATEGIES:
             raise ValueError(f"`hub_strategy` must be one of {', '.join(HUB_STRATEGIES)}, got {self.hub_strategy!r}.")
         self.student_init = STUDENT_INIT_ALIASES.get(self.student_init, self.student_init)
@@ -353,11 +415,12 @@ def hub_repository(args: RecipeArguments) -> str:
     return create_repository(name, private=args.hub_private_repo)
 
 
-def tokenize(data: DatasetDict | Dataset, tokenizer, args: RecipeArguments):
-    """Token ids (and word-aligned labels for NER: first piece of each word, -100 elsewhere)."""
+def tokenize(data: DatasetDict | Dataset, tokenizer, args: RecipeArguments, max_length: int | None = None):
+    """Token ids (and word-aligned labels for NER: first piece of each word, -100 elsewhere), cut to `max_length`
+    (default: `args.max_length`)."""
     # the closures capture only what they use: `datasets` fingerprints them, and the fingerprint names the on-disk
     # caches downstream (teacher logits), which must not change with unrelated settings such as output_dir
-    max_length = args.max_length
+    max_length = max_length or args.max_length
     if args.task == TOKEN_TASK:
 
         def encode(batch):
@@ -401,6 +464,82 @@ def sort_by_length(data: Dataset) -> Dataset:
     """Rows ordered by token count, so evaluation batches pad little (evaluation order changes no metric)."""
     lengths = [len(ids) for ids in data["input_ids"]]
     return data.select(sorted(range(len(lengths)), key=lengths.__getitem__))
+
+
+def load_eval_sets(names: list[str], tokenizer, args: RecipeArguments, positions: int | None) -> dict[str, Dataset]:
+    """The `--eval_files` sets, tokenized (up to `eval_max_length`, within the teacher's `positions`) and ordered
+    by length: loaded and checked before any training, so a bad file fails first."""
+    if args.eval_files and args.task != TEXT_TASK:
+        raise BadInputError("`--eval_files` scores text classification; token classification has none yet.")
+    label_map = parse_label_map(args.eval_label_map)
+    max_length = min(args.eval_max_length, positions) if positions else args.eval_max_length
+    sets = {}
+    for spec in args.eval_files:
+        name, path = eval_set_name(spec)
+        if name in sets:
+            raise BadInputError(f"Two `--eval_files` are named {name!r}: give each its own `name=path`.")
+        data = load_eval_set(path, names, args.text_column, args.text_pair_column, args.label_column, label_map)
+        sets[name] = sort_by_length(tokenize(data, tokenizer, args, max_length=max_length))
+    return sets
+
+
+def prepare_transfer_text(tokenizer, args: RecipeArguments) -> Dataset | None:
+    """The transfer snippets, tokenized without labels: enough for stage 2's `transfer_rows` and for recovery's
+    `recovery_steps` batches (which read the first rows); `None` when both are off."""
+    rows = max(args.transfer_rows, args.recovery_steps * args.batch_size)
+    if not rows:
+        return None
+    text = load_transfer_text(args.transfer_text, rows, seed=args.seed)
+    max_length = args.transfer_max_length  # the closure captures this only (it names the caches downstream)
+
+    def encode(batch):
+        return tokenizer(batch["text"], truncation=True, max_length=max_length)
+
+    return text.map(encode, batched=True, remove_columns=["text"], desc="Tokenizing transfer text")
+
+
+def recover_on_transfer_text(
+    teacher: PreTrainedModel,
+    student: PreTrainedModel,
+    transfer: Dataset,
+    tokenizer,
+    args: RecipeArguments,
+    teacher_layers: list[int] | None = None,
+) -> PreTrainedModel:
+    """Distil the student's intermediate layers (embedding, attention, hidden states) on the transfer text for
+    `recovery_steps` steps, before the task stages: the layers cut from the teacher regain its general features on
+    text unlike the task's (Minitron-style recovery). Saved to `student_recovered/` (reused when finished)."""
+    directory = Path(args.output_dir) / "student_recovered"
+    if not _done(directory):
+        rows = transfer.select(range(min(transfer.num_rows, args.recovery_steps * args.batch_size)))
+        trainer = DistillationTrainer(
+            model=student,
+            teacher_model=teacher,
+            args=_distillation_arguments(
+                directory,
+                args,
+                1.0,
+                stage="intermediate",
+                layer_mapping=",".join(map(str, teacher_layers)) if teacher_layers else "uniform",
+                max_steps=args.recovery_steps,
+                eval_strategy="no",
+                load_best_model_at_end=False,
+            ),
+            train_dataset=rows,
+            data_collator=DataCollatorWithPadding(tokenizer),  # unlabelled rows, whatever the task
+            processing_class=tokenizer,
+        )
+        start = time.perf_counter()
+        _train(trainer)
+        _save(trainer, directory, {"seconds": time.perf_counter() - start, "steps": args.recovery_steps})
+    return load_pretrained(type(student), directory)
+
+
+def transfer_rows(transfer: Dataset | None, args: RecipeArguments) -> Dataset | None:
+    """The first `transfer_rows` transfer snippets, or `None` when transfer is off."""
+    if transfer is None or not args.transfer_rows:
+        return None
+    return transfer.select(range(min(args.transfer_rows, transfer.num_rows)))
 
 
 def label_names(data: DatasetDict, args: RecipeArguments) -> list[str]:
@@ -571,12 +710,15 @@ def distil(
     names: list[str],
     args: RecipeArguments,
     teacher_layers: list[int] | None = None,
+    transfer: Dataset | None = None,
 ) -> tuple[PreTrainedModel, dict]:
     """TinyBERT's task distillation: stage 1 (intermediate layers), then stage 2 (prediction layer, cached teacher
     logits), keeping the stage-2 epoch that scores best on the dev split. Returns the student and timings.
 
     `teacher_layers` maps each student layer to a teacher layer in stage 1 (default: the uniform mapping); a student
-    cut from the teacher learns from the layers it was cut from."""
+    cut from the teacher learns from the layers it was cut from. `transfer` (tokenized unlabelled rows) joins
+    stage 2's rows, with the teacher's soft labels as their only target, and stage 1's with
+    `transfer_in_intermediate`."""
     output_dir = Path(args.output_dir)
     record = {}
     stage_one = output_dir / "student_intermediate"
@@ -596,7 +738,9 @@ def distil(
                     eval_strategy="no",
                     load_best_model_at_end=False,
                 ),
-                train_dataset=train,
+                train_dataset=mix_transfer_rows(train, transfer, token_level=args.task == TOKEN_TASK)
+                if transfer is not None and args.transfer_in_intermediate
+                else train,
                 data_collator=_collator(tokenizer, args),
                 processing_class=tokenizer,
             )
@@ -617,6 +761,7 @@ def distil(
         args.prediction_epochs,
         quantization_aware=args.quantization_aware,
         hub_arguments=_hub_arguments(args),
+        transfer=transfer,
     )
     record["prediction_seconds"] = _done(output_dir / "student")["seconds"]
     return student, record
@@ -634,19 +779,24 @@ def distil_prediction_layer(
     epochs: float,
     quantization_aware: bool = False,
     hub_arguments: dict | None = None,
+    transfer: Dataset | None = None,
 ) -> PreTrainedModel:
     """TinyBERT's stage 2 (and the recovery after pruning): the student learns the teacher's cached soft labels;
     the epoch that scores best on the dev split is saved to `directory` (reused when already finished).
 
     With `quantization_aware`, the student trains (and is scored on dev) through fake-quantized linear layers and
     embeddings matching `args.int8_per_channel` / `args.int8_reduce_range`; the saved weights are plain fp32.
-    `hub_arguments` (Trainer's `push_to_hub`, `hub_model_id`, ...) push the stage's epochs as they are saved."""
+    `hub_arguments` (Trainer's `push_to_hub`, `hub_model_id`, ...) push the stage's epochs as they are saved.
+    `transfer` (tokenized unlabelled rows) gets the teacher's logits cached too and joins the training rows."""
     if not _done(directory):
         start = time.perf_counter()
         # on disk under output_dir/cache: a resumed run reads the logits instead of running the teacher again
         cache = Path(args.output_dir) / "cache"
         cached = add_teacher_logits(train, teacher, batch_size=128, cache_dir=cache)
         validation = add_teacher_logits(validation, teacher, batch_size=128, cache_dir=cache)  # dev loss for free
+        if transfer is not None:
+            transfer = add_teacher_logits(transfer, teacher, batch_size=128, cache_dir=cache)
+            cached = mix_transfer_rows(cached, transfer, token_level=args.task == TOKEN_TASK)
         if quantization_aware:
             add_fake_quantization(student, per_channel=args.int8_per_channel, reduce_range=args.int8_reduce_range)
         trainer = DistillationTrainer(
@@ -815,6 +965,7 @@ def _output_dir_conflict(output_dir: Path, settings: dict) -> str | None:
 
 def load_task_splits(args: RecipeArguments) -> DatasetDict:
     """The task's train/validation/test splits as the data options describe them (cut to `max_train_samples`)."""
+    data_seed = args.seed if args.data_seed is None else args.data_seed
     data = load_task_dataset(
         args.dataset,
         args.dataset_config,
@@ -825,11 +976,11 @@ def load_task_splits(args: RecipeArguments) -> DatasetDict:
         args.text_pair_column,
         args.label_column,
         args.task,
-        args.seed,
+        data_seed,
     )
     if args.max_train_samples is not None:
         rows = min(args.max_train_samples, data["train"].num_rows)
-        data["train"] = data["train"].shuffle(seed=args.seed).select(range(rows))
+        data["train"] = data["train"].shuffle(seed=data_seed).select(range(rows))
     return data
 
 
@@ -886,6 +1037,10 @@ def run_recipe(args: RecipeArguments) -> dict:
     output_dir = prepare_output_dir(args)
     set_seed(args.seed)
     data, names, tokenizer = prepare_data(args)
+    source = args.teacher or args.teacher_backbone or str(packaged_teacher_path())
+    positions = getattr(AutoConfig.from_pretrained(source), "max_position_embeddings", None)
+    eval_sets = load_eval_sets(names, tokenizer, args, positions)  # a bad file fails now, not after training
+    transfer = prepare_transfer_text(tokenizer, args)
 
     teacher_dir = args.teacher or str(finetune_teacher(data, names, tokenizer, args))
     teacher = load_teacher(teacher_dir, names, args)
@@ -906,6 +1061,12 @@ def run_recipe(args: RecipeArguments) -> dict:
     student_init["seconds"] = time.perf_counter() - start
     initial_student = type(student)(student.config)
     initial_student.load_state_dict(student.state_dict())
+    recovery = None
+    if args.recovery_steps:
+        student = recover_on_transfer_text(
+            teacher, student, transfer, tokenizer, args, teacher_layers=student_init.get("teacher_layers")
+        )
+        recovery = _done(output_dir / "student_recovered")
     distilled, timings = distil(
         teacher,
         student,
@@ -915,7 +1076,10 @@ def run_recipe(args: RecipeArguments) -> dict:
         names,
         args,
         teacher_layers=student_init.get("teacher_layers"),
+        transfer=transfer_rows(transfer, args),
     )
+    if recovery:
+        timings["recovery_seconds"] = recovery["seconds"]
     models = {"teacher": (teacher, Path(teacher_dir)), "student (distilled)": (distilled, output_dir / "student")}
     if args.baseline:
         baseline = finetune_baseline(
@@ -932,6 +1096,18 @@ def run_recipe(args: RecipeArguments) -> dict:
         "labels": names,
         "splits": {split: data[split].num_rows for split in data},
         "augmentation": augmentation,
+        "transfer": {
+            "text": args.transfer_text,
+            "rows": args.transfer_rows,
+            "in_intermediate": args.transfer_in_intermediate,
+            "recovery_steps": args.recovery_steps,
+        }
+        if transfer is not None
+        else None,
+        "heldout_sets": {
+            name: {"path": eval_set_name(spec)[1], "rows": eval_sets[name].num_rows}
+            for spec, name in zip(args.eval_files, eval_sets, strict=True)
+        },
         "student_init": student_init,
         "timings": timings,
         "models": {},
@@ -940,6 +1116,9 @@ def run_recipe(args: RecipeArguments) -> dict:
         results["models"][name] = {
             "dev": evaluate_model(model, tokenized["validation"], tokenizer, names, args),
             "test": evaluate_model(model, tokenized["test"], tokenizer, names, args),
+            "heldout": {
+                set_name: evaluate_model(model, rows, tokenizer, names, args) for set_name, rows in eval_sets.items()
+            },
             "directory": str(directory),
             "shape": f"{model.config.num_hidden_layers}x{model.config.hidden_size}",
         }

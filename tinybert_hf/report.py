@@ -61,7 +61,33 @@ def format_table(results: dict) -> str:
             f"{100 * test['score'] / teacher_score:>10.1f}%{entry['parameters'] / 1e6:>8.1f}M{entry['size_mb']:>9.1f}"
             f"{entry['latency_ms']:>8.1f}{entry['throughput']:>8.1f}{entry['speedup']:>8.2f}x"
         )
+    lines += heldout_lines(results)
     return "\n".join(lines)
+
+
+def heldout_lines(results: dict) -> list[str]:
+    """The held-out block of the table (`--eval_files`): each model's accuracy (or score) per set and its % of the
+    teacher's on that set; empty without eval files."""
+    sets = results.get("heldout_sets") or {}
+    if not sets:
+        return []
+    first, _ = quality_keys(results)
+    teacher = results["models"]["teacher"]["heldout"]
+    titles = [f"{name} ({info['rows']})" for name, info in sets.items()]
+    header = f"{'model':<34}" + "".join(f"{title:>24}" for title in titles)
+    lines = [
+        "",
+        f"Held-out sets, scored only (never trained or selected on): {first}, % of the teacher on the same set",
+        header,
+        "-" * len(header),
+    ]
+    for model_name, entry in results["models"].items():
+        cells = []
+        for name in sets:
+            score, reference = entry["heldout"][name], teacher[name]
+            cells.append(f"{100 * score[first]:>14.1f}{100 * score['score'] / reference['score']:>9.1f}%")
+        lines.append(f"{model_name:<34}" + "".join(cells))
+    return lines
 
 
 def write_chart(results: dict, path: Path) -> None:
@@ -79,7 +105,16 @@ def write_chart(results: dict, path: Path) -> None:
         ("CPU throughput vs teacher", [entry["speedup"] for entry in entries], "{:.2f}x"),
         ("size on disk (MB)", [entry["size_mb"] for entry in entries], "{:.0f}"),
     ]
-    figure, axes = plt.subplots(1, 3, figsize=(13, 3.6))
+    for set_name in results.get("heldout_sets") or {}:  # accuracy off the training distribution
+        teacher_score = results["models"]["teacher"]["heldout"][set_name]["score"]
+        panels.append(
+            (
+                f"{set_name}: % of teacher",
+                [100 * entry["heldout"][set_name]["score"] / teacher_score for entry in entries],
+                "{:.1f}%",
+            )
+        )
+    figure, axes = plt.subplots(1, len(panels), figsize=(4.3 * len(panels), 3.6))
     colors = ["#555555", "#1f77b4", "#ff7f0e", "#2ca02c", "#9467bd"][: len(names)]
     for axis, (title, values, label) in zip(axes, panels, strict=True):
         bars = axis.barh(range(len(names)), values, color=colors)

@@ -209,6 +209,10 @@ class DistillationTrainer(Trainer):
     When the prediction-layer losses are the only ones on and the dataset has a `teacher_logits` column (see
     [`~tinybert_hf.teacher_cache.add_teacher_logits`]), the teacher does not run: its cached logits are used.
 
+    Rows labelled -100 are unlabelled (transfer text, see [`~tinybert_hf.transfer_text.mix_transfer_rows`]): the
+    distillation losses learn the teacher on them like on any row, the hard-label loss and the label checks skip
+    them, so the student can follow the teacher beyond the labelled set.
+
     Reliability: `train(resume_from_checkpoint=True)` resumes from the newest checkpoint Trainer finished writing
     (bitwise the uninterrupted run on CPU, after a SIGKILL too); a NaN or infinite loss part stops training with a
     [`~tinybert_hf.errors.NonFiniteLossError`] naming the part and the step (`stop_on_nonfinite_loss`); an empty
@@ -635,8 +639,23 @@ class DistillationTrainer(Trainer):
         if weights["prediction"]:
             parts["prediction"] = self._prediction_loss(student_outputs.logits, teacher_outputs.logits, inputs)
         if weights["hard_label"]:
-            parts["hard_label"] = student_outputs.loss
+            parts["hard_label"] = self._hard_label_loss(student_outputs, inputs)
         return parts
+
+    def _hard_label_loss(self, student_outputs, inputs: dict) -> torch.Tensor:
+        """The student's loss on the gold labels. For single-label classification it is the cross-entropy summed
+        over labelled rows (tokens) divided by their count, which equals the model's own mean, but is 0 (with zero
+        gradients, not NaN) for a micro-batch of unlabelled transfer rows only (every label -100)."""
+        labels, logits = inputs.get("labels"), getattr(student_outputs, "logits", None)
+        config = self.model.config
+        single_label = config.num_labels > 1 and config.problem_type in (None, "single_label_classification")
+        if labels is None or logits is None or labels.is_floating_point() or not single_label:
+            return student_outputs.loss
+        flat = labels.reshape(-1)
+        total = torch.nn.functional.cross_entropy(
+            logits.reshape(flat.shape[0], -1).float(), flat, ignore_index=-100, reduction="sum"
+        )
+        return total / flat.ne(-100).sum().clamp(min=1)
 
     def _relation_loss(self, student: AttentionRecord, teacher: AttentionRecord, mask) -> torch.Tensor:
         """MiniLMv2: Q-Q, K-K and V-V relation KL summed, over every mapped layer pair."""
