@@ -37,7 +37,7 @@ _SENTENCE_END = re.compile(r"(?<=[.!?])\s+")
 _LINK = re.compile(r"https?://\S+")
 
 
-def snippets(document: str, max_words: int = 60) -> list[str]:
+def snippets(document: str, max_words: int = 60, budgets: Iterator[int] | None = None) -> list[str]:
     r"""
     Split a document into snippets of whole sentences, each up to `max_words` words (a longer sentence is cut into
     pieces of `max_words`), so transfer rows look like the short texts a classifier reads rather than whole
@@ -46,27 +46,36 @@ def snippets(document: str, max_words: int = 60) -> list[str]:
     Args:
         document (`str`): the text.
         max_words (`int`, *optional*, defaults to 60): words per snippet, about 80 WordPiece tokens.
+        budgets (`Iterator[int]`, *optional*): a word budget for each snippet in turn (at most `max_words`), for
+            snippets of varied lengths; default: `max_words` for every one.
 
     Returns:
         `list[str]`: the snippets, in document order.
     """
     chunks, current, words = [], [], 0
+    budget = min(next(budgets), max_words) if budgets is not None else max_words
+
+    def close() -> None:
+        nonlocal current, words, budget
+        chunks.append(" ".join(current))
+        current, words = [], 0
+        budget = min(next(budgets), max_words) if budgets is not None else max_words
+
     for sentence in _SENTENCE_END.split(" ".join(document.split())):
         sentence_words = sentence.split()
-        while len(sentence_words) > max_words:  # no sentence end for a long stretch (lists, headlines)
+        while len(sentence_words) > budget:  # no sentence end for a long stretch (lists, headlines)
             if current:
-                chunks.append(" ".join(current))
-                current, words = [], 0
-            chunks.append(" ".join(sentence_words[:max_words]))
-            sentence_words = sentence_words[max_words:]
-        sentence, length = " ".join(sentence_words), len(sentence_words)
-        if not length:
+                close()
+            cut = budget
+            current, words = sentence_words[:cut], cut
+            close()
+            sentence_words = sentence_words[cut:]
+        if not sentence_words:
             continue
-        if current and words + length > max_words:
-            chunks.append(" ".join(current))
-            current, words = [], 0
-        current.append(sentence)
-        words += length
+        if current and words + len(sentence_words) > budget:
+            close()
+        current.append(" ".join(sentence_words))
+        words += len(sentence_words)
     if current:
         chunks.append(" ".join(current))
     return chunks
@@ -94,17 +103,23 @@ def _file_documents(source: str) -> Iterator[str]:
             yield row["text"]
 
 
-def transfer_text_stream(sources: list[str], max_words: int = 60, seed: int = 0) -> Iterator[str]:
+def transfer_text_stream(sources: list[str], max_words: int = 150, seed: int = 0, min_words: int = 8) -> Iterator[str]:
     r"""
     Snippets of every source, interleaved round-robin so each contributes alike, each source's documents in a
-    seeded order within a window of 1,000 (streams are never loaded whole).
+    seeded order within a window of 1,000 (streams are never loaded whole). Each snippet holds up to a seeded
+    number of words between `min_words` and `max_words`, so snippet lengths spread over the whole
+    range: the student then learns the teacher at every position up to the tokenizer's cut, including positions
+    the (often short) labelled texts never reach.
 
     Args:
         sources (`list[str]`):
             `"general"` (the packaged news articles and health tweets, each a source) and/or paths, globs or Hub
             data set ids of unlabelled text.
-        max_words (`int`, *optional*, defaults to 60): words per snippet.
-        seed (`int`, *optional*, defaults to 0): seed of the order.
+        max_words (`int`, *optional*, defaults to 150): the most words per snippet (about 200 WordPiece tokens,
+            past the usual 128-token cut, so that every length up to the cut is well represented).
+        seed (`int`, *optional*, defaults to 0): seed of the order and of the snippet lengths.
+        min_words (`int`, *optional*, defaults to 8): the least words of a snippet budget (a short document, or
+            the end of one, may still give a shorter snippet).
 
     Yields:
         `str`: snippets.
@@ -116,16 +131,21 @@ def transfer_text_stream(sources: list[str], max_words: int = 60, seed: int = 0)
         else:
             streams.append(_file_documents(source))
     generator = random.Random(seed)
-    snippet_streams = [_shuffled_snippets(stream, max_words, generator) for stream in streams]
+    low = min(min_words, max_words)
+    snippet_streams = [_shuffled_snippets(stream, low, max_words, generator) for stream in streams]
     for group in itertools.zip_longest(*snippet_streams):
         yield from (snippet for snippet in group if snippet is not None)
 
 
-def _shuffled_snippets(documents: Iterator[str], max_words: int, generator: random.Random, window: int = 1000):
-    """Snippets of `documents` in a seeded order within windows of `window` snippets."""
+def _shuffled_snippets(
+    documents: Iterator[str], min_words: int, max_words: int, generator: random.Random, window: int = 1000
+):
+    """Snippets of `documents` (each with its own seeded word budget, so lengths spread evenly) in a seeded order
+    within windows of `window` snippets."""
+    budgets = iter(lambda: generator.randint(min_words, max_words), None)  # a new length for every snippet
     buffer = []
     for document in documents:
-        buffer.extend(snippets(document, max_words))
+        buffer.extend(snippets(document, max_words, budgets))
         if len(buffer) >= window:
             generator.shuffle(buffer)
             yield from buffer
@@ -134,7 +154,7 @@ def _shuffled_snippets(documents: Iterator[str], max_words: int, generator: rand
     yield from buffer
 
 
-def load_transfer_text(sources: list[str], rows: int, max_words: int = 60, seed: int = 0) -> Dataset:
+def load_transfer_text(sources: list[str], rows: int, max_words: int = 150, seed: int = 0) -> Dataset:
     r"""
     The first `rows` snippets of [`transfer_text_stream`] as a [`~datasets.Dataset`] with one `text` column (the
     same rows, and so the same fingerprint and on-disk caches downstream, for the same arguments).
