@@ -1,5 +1,6 @@
 """Transfer text: snippets of unlabelled text, streamed and mixed into training as rows labelled -100; eval sets."""
 
+import json
 import os
 
 import pytest
@@ -173,3 +174,40 @@ def test_eval_sets_are_encoded_as_the_training_labels(tmp_path):
     with pytest.raises(BadInputError, match="pairs"):
         parse_label_map("positive")
     assert eval_set_name("imdb=a=b.csv") == ("imdb", "a=b.csv") and eval_set_name("dir/tweets.csv")[0] == "tweets"
+
+
+def test_logit_mse_prediction_loss(tmp_path):
+    labelled = Dataset.from_dict({"input_ids": _rows(4, 0), "labels": [0, 1, 1, 0]})
+    mixed = mix_transfer_rows(labelled, Dataset.from_dict({"input_ids": _rows(2, 1)}))
+    trainer = _trainer(tmp_path, mixed, stage="prediction", prediction_loss="mse", temperature=3.0)
+    batch = trainer.data_collator([trainer.train_dataset[i] for i in range(6)])
+    model = trainer.model.eval()
+    logits = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits
+    parts = trainer.compute_loss_parts(
+        type("Out", (), {"logits": logits}), type("Out", (), {"logits": batch["teacher_logits"]}), batch
+    )
+    # the logits' own squared error, averaged over rows and labels (no temperature, no softmax)
+    torch.testing.assert_close(parts["prediction"], (logits - batch["teacher_logits"]).square().mean())
+    with pytest.raises(ValueError, match="'soft_ce', 'kl' or 'mse'"):
+        DistillationTrainingArguments(output_dir=str(tmp_path), prediction_loss="l1", report_to="none")
+
+
+def test_prediction_stage_can_keep_the_intermediate_losses(tmp_path, tiny_tokenizer):
+    """`prediction_intermediate_losses`: stage 2 learns hidden states and attention beside the logits, on labelled
+    and transfer rows alike, with the teacher live (no logit cache written)."""
+    from tinybert_hf.recipe import RecipeArguments, distil_prediction_layer
+
+    torch.manual_seed(0)
+    teacher = BertForSequenceClassification(tiny_bert_config(num_labels=2)).eval()
+    student = TinyBertForSequenceClassification(tiny_config(num_labels=2, fit_size=32))
+    train = Dataset.from_dict({"input_ids": _rows(16, 0), "labels": [i % 2 for i in range(16)]})
+    validation = Dataset.from_dict({"input_ids": _rows(8, 2), "labels": [i % 2 for i in range(8)]})
+    args = RecipeArguments(output_dir=str(tmp_path), prediction_intermediate_losses=True, batch_size=8)
+    distilled = distil_prediction_layer(
+        teacher, student, train, validation, tiny_tokenizer, ["negative", "positive"], args, tmp_path / "student",
+        epochs=1.0, transfer=Dataset.from_dict({"input_ids": _rows(8, 1)}), teacher_layers=[1, 3],
+    )  # fmt: skip
+    dev = json.loads((tmp_path / "student" / "stage_done.json").read_text())["dev"]
+    assert {"eval_loss_hidden", "eval_loss_attention", "eval_loss_embedding", "eval_loss_prediction"} <= set(dev)
+    assert not (tmp_path / "cache").exists()  # the teacher ran at every step: nothing to cache
+    assert isinstance(distilled, TinyBertForSequenceClassification)

@@ -232,6 +232,14 @@ class RecipeArguments:
         default=False, metadata={"help": "Also add the transfer snippets to stage 1's rows (intermediate layers)."}
     )
     transfer_max_length: int = field(default=128, metadata={"help": "Tokens per transfer snippet."})
+    prediction_intermediate_losses: bool = field(
+        default=False,
+        metadata={
+            "help": "Keep stage 1's losses (embedding, attention, hidden states) on in stage 2 beside the prediction "
+            "loss, so the student's layers stay anchored to the teacher's while its predictions are fitted; the "
+            "teacher then runs at every step instead of from cached logits."
+        },
+    )
     recovery_steps: int = field(
         default=0,
         metadata={
@@ -244,6 +252,12 @@ class RecipeArguments:
     prediction_epochs: float = field(default=1.0, metadata={"help": "Stage 2 epochs."})
     learning_rate: float = field(default=1e-4, metadata={"help": "Student learning rate (both stages)."})
     temperature: float = field(default=1.0, metadata={"help": "Prediction-stage temperature."})
+    prediction_loss: str = field(
+        default="soft_ce",
+        metadata={
+            "help": "Stage 2's loss on the teacher's logits: 'soft_ce' (TinyBERT's), 'kl' or 'mse' (on logits)."
+        },
+    )
     batch_size: int = field(default=32, metadata={"help": "Training batch size of every step."})
     baseline: bool = field(
         default=False,
@@ -762,6 +776,7 @@ def distil(
         quantization_aware=args.quantization_aware,
         hub_arguments=_hub_arguments(args),
         transfer=transfer,
+        teacher_layers=teacher_layers,
     )
     record["prediction_seconds"] = _done(output_dir / "student")["seconds"]
     return student, record
@@ -780,6 +795,7 @@ def distil_prediction_layer(
     quantization_aware: bool = False,
     hub_arguments: dict | None = None,
     transfer: Dataset | None = None,
+    teacher_layers: list[int] | None = None,
 ) -> PreTrainedModel:
     """TinyBERT's stage 2 (and the recovery after pruning): the student learns the teacher's cached soft labels;
     the epoch that scores best on the dev split is saved to `directory` (reused when already finished).
@@ -787,23 +803,39 @@ def distil_prediction_layer(
     With `quantization_aware`, the student trains (and is scored on dev) through fake-quantized linear layers and
     embeddings matching `args.int8_per_channel` / `args.int8_reduce_range`; the saved weights are plain fp32.
     `hub_arguments` (Trainer's `push_to_hub`, `hub_model_id`, ...) push the stage's epochs as they are saved.
-    `transfer` (tokenized unlabelled rows) gets the teacher's logits cached too and joins the training rows."""
+    `transfer` (tokenized unlabelled rows) gets the teacher's logits cached too and joins the training rows.
+    With `args.prediction_intermediate_losses`, the intermediate losses stay on beside the prediction loss (the
+    teacher then runs at every step, over `teacher_layers`, and no logits are cached)."""
     if not _done(directory):
         start = time.perf_counter()
-        # on disk under output_dir/cache: a resumed run reads the logits instead of running the teacher again
-        cache = Path(args.output_dir) / "cache"
-        cached = add_teacher_logits(train, teacher, batch_size=128, cache_dir=cache)
-        validation = add_teacher_logits(validation, teacher, batch_size=128, cache_dir=cache)  # dev loss for free
-        if transfer is not None:
-            transfer = add_teacher_logits(transfer, teacher, batch_size=128, cache_dir=cache)
-            cached = mix_transfer_rows(cached, transfer, token_level=args.task == TOKEN_TASK)
+        anchored = args.prediction_intermediate_losses
+        if anchored:  # the teacher runs at every step for its hidden states, and gives its logits with them
+            cached = train
+            if transfer is not None:
+                cached = mix_transfer_rows(cached, transfer, token_level=args.task == TOKEN_TASK)
+        else:
+            # on disk under output_dir/cache: a resumed run reads the logits instead of running the teacher again
+            cache = Path(args.output_dir) / "cache"
+            cached = add_teacher_logits(train, teacher, batch_size=128, cache_dir=cache)
+            validation = add_teacher_logits(validation, teacher, batch_size=128, cache_dir=cache)  # dev loss
+            if transfer is not None:
+                transfer = add_teacher_logits(transfer, teacher, batch_size=128, cache_dir=cache)
+                cached = mix_transfer_rows(cached, transfer, token_level=args.task == TOKEN_TASK)
         if quantization_aware:
             add_fake_quantization(student, per_channel=args.int8_per_channel, reduce_range=args.int8_reduce_range)
         trainer = DistillationTrainer(
             model=student,
             teacher_model=teacher,
             args=_distillation_arguments(
-                directory, args, epochs, stage="prediction", temperature=args.temperature, **(hub_arguments or {})
+                directory,
+                args,
+                epochs,
+                # every part with weight 1 (embedding, attention, hidden, prediction), or the prediction loss alone
+                stage=None if anchored else "prediction",
+                layer_mapping=",".join(map(str, teacher_layers)) if teacher_layers else "uniform",
+                temperature=args.temperature,
+                prediction_loss=args.prediction_loss,
+                **(hub_arguments or {}),
             ),
             train_dataset=cached,
             eval_dataset=validation,

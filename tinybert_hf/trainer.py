@@ -116,7 +116,10 @@ class DistillationTrainingArguments(TrainingArguments):
     )
     prediction_loss: str = field(
         default="soft_ce",
-        metadata={"help": "'soft_ce' (TinyBERT's soft cross-entropy) or 'kl' (T^2-scaled KL); MSE for regression."},
+        metadata={
+            "help": "'soft_ce' (TinyBERT's soft cross-entropy), 'kl' (T^2-scaled KL) or 'mse' (on the logits "
+            "themselves, which keeps their scale where a softmax saturates); MSE for regression whatever is set."
+        },
     )
     l1_penalty: float = field(
         default=0.0,
@@ -146,8 +149,8 @@ class DistillationTrainingArguments(TrainingArguments):
             raise ValueError(f"`attention_loss` must be 'mse', 'kl' or 'relation', got {self.attention_loss!r}.")
         if self.relation_heads is not None and self.relation_heads < 1:
             raise ValueError(f"`relation_heads` must be at least 1, got {self.relation_heads}.")
-        if self.prediction_loss not in ("soft_ce", "kl"):
-            raise ValueError(f"`prediction_loss` must be 'soft_ce' or 'kl', got {self.prediction_loss!r}.")
+        if self.prediction_loss not in ("soft_ce", "kl", "mse"):
+            raise ValueError(f"`prediction_loss` must be 'soft_ce', 'kl' or 'mse', got {self.prediction_loss!r}.")
         if self.l1_penalty < 0 or self.l2_penalty < 0:
             raise ValueError(f"Weight penalties must be non-negative, got l1={self.l1_penalty}, l2={self.l2_penalty}.")
         weights = self.loss_weights()
@@ -686,6 +689,8 @@ class DistillationTrainer(Trainer):
                 student_logits, teacher_logits = student_logits[real], teacher_logits[real]
         if self.args.prediction_loss == "kl":
             return kl_divergence(student_logits, teacher_logits, self.args.temperature)
+        if self.args.prediction_loss == "mse":  # mean over examples (tokens) of the mean over labels
+            return logits_mse(student_logits, teacher_logits)
         return soft_cross_entropy(student_logits, teacher_logits, self.args.temperature)
 
     def evaluate(self, eval_dataset=None, ignore_keys=None, metric_key_prefix: str = "eval") -> dict[str, float]:
