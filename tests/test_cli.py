@@ -277,6 +277,12 @@ def test_transfer_text_recovery_and_heldout_sets(tmp_path, backbone):
     assert f"{100 * results['models']['student (distilled)']['heldout']['held']['accuracy']:.1f}" in card
     caches = sorted(path.name for path in (output / "cache").glob("teacher-logits-*.arrow"))
     assert len(caches) == 3  # training rows, dev rows, transfer rows
+    # `evaluate` scores the same eval files, with the same figures
+    data_options = arguments[arguments.index("--train_file") : arguments.index("--max_length") + 2]
+    evaluated = run(["evaluate", "--model", str(output / "student"), *data_options, *heldout])
+    scores = json.loads(evaluated.stdout[evaluated.stdout.index("{") :])
+    student = results["models"]["student (distilled)"]
+    assert scores["heldout"]["held"]["accuracy"] == student["heldout"]["held"]["accuracy"]
 
     # Eval files change no model: a rerun with another one reuses every step and every cache.
     weights = (output / "student" / "model.safetensors").stat().st_mtime

@@ -52,7 +52,7 @@ from transformers.utils import logging
 from .atomic import atomic_directory, last_complete_checkpoint, write_text
 from .augmentation import AugmentationConfig, TinyBertAugmenter, load_word_vectors
 from .configuration_tinybert import TinyBertConfig
-from .data import eval_set_name, load_eval_set, load_task_dataset, parse_label_map
+from .data import SPLITS, eval_set_name, load_eval_set, load_task_dataset, parse_label_map
 from .embedded import packaged_teacher_path
 from .errors import BadInputError, OutputDirectoryError
 from .fake_quant import add_fake_quantization, remove_fake_quantization
@@ -885,13 +885,21 @@ def evaluate_model(model: PreTrainedModel, data: Dataset, tokenizer, names, args
 
 
 def evaluate_saved_model(model_path: str, args: RecipeArguments) -> dict[str, dict]:
-    """Dev and test metrics of a saved model directory (or Hub id) on the recipe's data, with its own tokenizer."""
+    """Dev and test metrics of a saved model directory (or Hub id) on the recipe's data, with its own tokenizer, and
+    under `"heldout"` its metrics on each `--eval_files` set."""
     data = load_task_splits(args)
     names = label_names(data, args)
     tokenizer = AutoTokenizer.from_pretrained(model_path)
+    positions = getattr(AutoConfig.from_pretrained(model_path), "max_position_embeddings", None)
+    eval_sets = load_eval_sets(names, tokenizer, args, positions)
     model = load_pretrained(model_class(args), model_path, allow_pickle=args.allow_pickle)
     tokenized = tokenize(data, tokenizer, args)
-    return {split: evaluate_model(model, tokenized[split], tokenizer, names, args) for split in ("validation", "test")}
+    scores = {split: evaluate_model(model, tokenized[split], tokenizer, names, args) for split in SPLITS[1:]}
+    if eval_sets:
+        scores["heldout"] = {
+            name: evaluate_model(model, rows, tokenizer, names, args) for name, rows in eval_sets.items()
+        }
+    return scores
 
 
 def prepare_data(args: RecipeArguments) -> tuple[DatasetDict, list[str], object]:

@@ -91,7 +91,7 @@ def heldout_lines(results: dict) -> list[str]:
 
 
 def write_chart(results: dict, path: Path) -> None:
-    """Three panels: test quality, throughput vs the teacher, size on disk."""
+    """Three panels (test quality, throughput vs the teacher, size on disk), and one per held-out set."""
     import matplotlib
 
     matplotlib.use("Agg")  # files only, no display
