@@ -147,6 +147,7 @@ def write(report: dict) -> None:
             for w in SETS
         )
         lines.append(f"| {name} | {summary['seeds']} | {cells} | {summary['wall_seconds'] / 60:.1f} min |")
+    lines += ["", *(f"- {note}" for note in report.get("notes", []))]
     RESULTS.with_suffix(".md").write_text("\n".join(lines) + "\n")
 
 
