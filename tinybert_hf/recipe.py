@@ -232,14 +232,6 @@ class RecipeArguments:
         default=False, metadata={"help": "Also add the transfer snippets to stage 1's rows (intermediate layers)."}
     )
     transfer_max_length: int = field(default=128, metadata={"help": "Tokens per transfer snippet."})
-    prediction_intermediate_losses: bool = field(
-        default=False,
-        metadata={
-            "help": "Keep stage 1's losses (embedding, attention, hidden states) on in stage 2 beside the prediction "
-            "loss, so the student's layers stay anchored to the teacher's while its predictions are fitted; the "
-            "teacher then runs at every step instead of from cached logits."
-        },
-    )
     recovery_steps: int = field(
         default=0,
         metadata={
@@ -256,6 +248,14 @@ class RecipeArguments:
         default="soft_ce",
         metadata={
             "help": "Stage 2's loss on the teacher's logits: 'soft_ce' (TinyBERT's), 'kl' or 'mse' (on logits)."
+        },
+    )
+    prediction_intermediate_losses: bool = field(
+        default=False,
+        metadata={
+            "help": "Keep stage 1's losses (embedding, attention, hidden states) on in stage 2 beside the prediction "
+            "loss, so the student's layers stay anchored to the teacher's while its predictions are fitted; the "
+            "teacher then runs at every step instead of from cached logits."
         },
     )
     batch_size: int = field(default=32, metadata={"help": "Training batch size of every step."})
