@@ -154,8 +154,8 @@ def write(report: dict) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--teacher", required=True, help="The fine-tuned teacher every student is distilled from.")
-    parser.add_argument("--variants", default="before,transfer,recovery,stage1-longer,anchored")
-    parser.add_argument("--seeded", default="before", help="Variants also run with every seed of --seeds.")
+    parser.add_argument("--variants", default="before,transfer,recovery,stage1-longer,anchored,both")
+    parser.add_argument("--seeded", default="before,transfer", help="Variants also run with every seed of --seeds.")
     parser.add_argument("--seeds", default="0,1,2")
     parser.add_argument("--transfer_rows", type=int, default=8000)
     parser.add_argument("--recovery_steps", type=int, default=200)
