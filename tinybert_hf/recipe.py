@@ -367,6 +367,11 @@ def _done(directory: Path) -> dict | None:
     return json.loads(marker.read_text()) if marker.is_file() else None
 
 
+def _layer_mapping(teacher_layers: list[int] | None) -> str:
+    """`DistillationTrainingArguments.layer_mapping` for the teacher layer of each student layer (default: uniform)."""
+    return ",".join(map(str, teacher_layers)) if teacher_layers else "uniform"
+
+
 def _training_arguments(cls, output_dir: Path, args: RecipeArguments, epochs: float, lr: float, **extra):
     return cls(
         # checkpoints beside the step's directory, not inside it: the step's directory is a clean, shippable model
@@ -534,7 +539,7 @@ def recover_on_transfer_text(
                 args,
                 1.0,
                 stage="intermediate",
-                layer_mapping=",".join(map(str, teacher_layers)) if teacher_layers else "uniform",
+                layer_mapping=_layer_mapping(teacher_layers),
                 max_steps=args.recovery_steps,
                 eval_strategy="no",
                 load_best_model_at_end=False,
@@ -748,7 +753,7 @@ def distil(
                     args,
                     args.intermediate_epochs,
                     stage="intermediate",
-                    layer_mapping=",".join(map(str, teacher_layers)) if teacher_layers else "uniform",
+                    layer_mapping=_layer_mapping(teacher_layers),
                     eval_strategy="no",
                     load_best_model_at_end=False,
                 ),
@@ -809,18 +814,17 @@ def distil_prediction_layer(
     if not _done(directory):
         start = time.perf_counter()
         anchored = args.prediction_intermediate_losses
-        if anchored:  # the teacher runs at every step for its hidden states, and gives its logits with them
-            cached = train
-            if transfer is not None:
-                cached = mix_transfer_rows(cached, transfer, token_level=args.task == TOKEN_TASK)
-        else:
+        cached = train
+        # anchored, the teacher runs at every step for its hidden states and gives its logits with them
+        if not anchored:
             # on disk under output_dir/cache: a resumed run reads the logits instead of running the teacher again
             cache = Path(args.output_dir) / "cache"
             cached = add_teacher_logits(train, teacher, batch_size=128, cache_dir=cache)
             validation = add_teacher_logits(validation, teacher, batch_size=128, cache_dir=cache)  # dev loss
             if transfer is not None:
                 transfer = add_teacher_logits(transfer, teacher, batch_size=128, cache_dir=cache)
-                cached = mix_transfer_rows(cached, transfer, token_level=args.task == TOKEN_TASK)
+        if transfer is not None:
+            cached = mix_transfer_rows(cached, transfer, token_level=args.task == TOKEN_TASK)
         if quantization_aware:
             add_fake_quantization(student, per_channel=args.int8_per_channel, reduce_range=args.int8_reduce_range)
         trainer = DistillationTrainer(
@@ -832,7 +836,7 @@ def distil_prediction_layer(
                 epochs,
                 # every part with weight 1 (embedding, attention, hidden, prediction), or the prediction loss alone
                 stage=None if anchored else "prediction",
-                layer_mapping=",".join(map(str, teacher_layers)) if teacher_layers else "uniform",
+                layer_mapping=_layer_mapping(teacher_layers),
                 temperature=args.temperature,
                 prediction_loss=args.prediction_loss,
                 **(hub_arguments or {}),

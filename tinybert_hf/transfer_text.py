@@ -30,6 +30,7 @@ from pathlib import Path
 from datasets import Dataset, concatenate_datasets
 
 from .embedded import packaged_general_text_paths
+from .errors import BadInputError
 
 GENERAL = "general"  # the packaged general English text (news articles and health tweets)
 IGNORED_LABEL = -100  # what torch's cross-entropy and the trainer's label checks skip
@@ -162,8 +163,6 @@ def load_transfer_text(sources: list[str], rows: int, max_words: int = 150, seed
     Raises:
         [`~tinybert_hf.errors.BadInputError`]: the sources hold no text at all.
     """
-    from .errors import BadInputError
-
     texts = list(itertools.islice(transfer_text_stream(sources, max_words, seed), rows))
     if not texts:
         raise BadInputError(f"The transfer text {sources} holds no text.")
@@ -211,8 +210,6 @@ def mix_transfer_rows(train: Dataset, transfer: Dataset, token_level: bool = Fal
     transfer = unlabelled(transfer, token_level=token_level)
     missing = [column for column in train.column_names if column not in transfer.column_names]
     if missing:
-        from .errors import BadInputError
-
         raise BadInputError(
             f"The transfer rows lack the training rows' columns {missing}: tokenize them the same way (and cache "
             "the teacher's logits for both, or for neither)."
