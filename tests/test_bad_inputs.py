@@ -189,6 +189,23 @@ def test_labels_outside_num_labels_fail_before_the_first_step(tmp_path):
     assert not any(tmp_path.iterdir())  # stopped before anything was written
 
 
+def test_string_labels_fail_before_the_first_step_with_the_fix(tmp_path):
+    # pyarrow's `not_equal(large_string, int64)` kernel error was what a user's own script got
+    teacher, student = teacher_and_student()
+    rows = token_rows().map(lambda row: {"labels": ["neg", "pos"][row["labels"]]})
+    trainer = DistillationTrainer(
+        model=student,
+        teacher_model=teacher,
+        args=DistillationTrainingArguments(output_dir=str(tmp_path), stage="prediction", report_to="none"),
+        train_dataset=rows,
+    )
+    with pytest.raises(
+        BadInputError, match=r"are string values \(e.g. '(neg|pos)'\).*class_encode_column\('labels'\)"
+    ):
+        trainer.train()
+    assert not any(tmp_path.iterdir())
+
+
 def test_an_empty_training_dataset_fails_before_the_first_step(tmp_path):
     teacher, student = teacher_and_student()
     trainer = DistillationTrainer(

@@ -191,6 +191,15 @@ class TestIncompatiblePairs:
         with pytest.raises(ValueError, match="teacher predicts 3 labels and the student 2"):
             self.build(tmp_path, teacher, student, stage="prediction")
 
+    def test_label_counts_differ_with_attention_relations(self, tmp_path):
+        # the relation loss's own check ran first and once returned early, skipping the prediction loss's checks
+        teacher, student = teacher_and_student()
+        teacher = BertForSequenceClassification(tiny_bert_config(num_labels=3))
+        with pytest.raises(ValueError, match="teacher predicts 3 labels and the student 2"):
+            self.build(
+                tmp_path, teacher, student, stage="intermediate", prediction_loss_weight=1.0, attention_loss="relation"
+            )
+
 
 def one_update(tmp_path, rows: int, batch_size: int, accumulation: int, **overrides):
     """The student after one SGD step over all `rows` rows, and that step's log entry."""

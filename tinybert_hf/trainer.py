@@ -309,18 +309,10 @@ class DistillationTrainer(Trainer):
                         f"The teacher ({type(teacher).__name__}) cannot expose pre-softmax attention scores; set "
                         "`attention_loss_weight=0`."
                     )
-                if args.attention_loss == "relation":
+                if args.attention_loss == "relation":  # relations compare any head counts, over relation heads
                     self._check_relation_heads(student_config, teacher_config, mapping, args.relation_heads)
-                    return mapping
-                for student_layer, teacher_layer in enumerate(mapping):
-                    student_heads = student_config.num_attention_heads_of_layer(student_layer)
-                    teacher_heads = teacher_config.num_attention_heads
-                    if student_heads != teacher_heads:
-                        raise BadInputError(
-                            f"Student layer {student_layer} has {student_heads} attention heads and teacher layer "
-                            f"{teacher_layer} has {teacher_heads}; TinyBERT's attention loss compares head by head. "
-                            "Give the student the teacher's head count or set `attention_loss_weight=0`."
-                        )
+                else:
+                    self._check_same_heads(student_config, teacher_config, mapping)
         if weights["prediction"]:
             teacher_labels = getattr(teacher_config, "num_labels", None)
             if not type(teacher).__name__.endswith(("ForSequenceClassification", "ForTokenClassification")):
@@ -334,6 +326,18 @@ class DistillationTrainer(Trainer):
                     "build the student config from the teacher's (`TinyBertConfig.from_teacher_config`)."
                 )
         return mapping
+
+    @staticmethod
+    def _check_same_heads(student_config, teacher_config, mapping: list[int]) -> None:
+        for student_layer, teacher_layer in enumerate(mapping):
+            student_heads = student_config.num_attention_heads_of_layer(student_layer)
+            teacher_heads = teacher_config.num_attention_heads
+            if student_heads != teacher_heads:
+                raise BadInputError(
+                    f"Student layer {student_layer} has {student_heads} attention heads and teacher layer "
+                    f"{teacher_layer} has {teacher_heads}; TinyBERT's attention loss compares head by head. "
+                    "Give the student the teacher's head count or set `attention_loss_weight=0`."
+                )
 
     @staticmethod
     def _check_relation_heads(student_config, teacher_config, mapping: list[int], relation_heads: int | None) -> None:
@@ -397,6 +401,14 @@ class DistillationTrainer(Trainer):
         values = dataset.with_format("arrow")[column]
         while pa.types.is_list(values.type) or pa.types.is_large_list(values.type):
             values = pc.list_flatten(values)
+        if not (pa.types.is_integer(values.type) or pa.types.is_floating(values.type)):  # 'positive': ids needed
+            example = values[0].as_py() if len(values) else None
+            raise BadInputError(
+                f"The training labels ({column!r}) are {values.type} values (e.g. {example!r}), but the student "
+                f"predicts class ids 0..{num_labels - 1}: map them to ids first, e.g. "
+                f"`dataset = dataset.class_encode_column({column!r})` (ids in sorted name order; give the config the "
+                "matching `id2label`)."
+            )
         values = values.filter(pc.not_equal(values, -100))  # ignored positions (token tasks)
         if len(values) == 0:
             return
