@@ -11,7 +11,14 @@ from pathlib import Path
 
 import pytest
 import torch
-from transformers import BertForSequenceClassification, BertModel, BertTokenizer
+from datasets import Dataset
+from transformers import (
+    BertForSequenceClassification,
+    BertModel,
+    BertTokenizer,
+    GPT2Config,
+    GPT2ForSequenceClassification,
+)
 from transformers.utils import logging as transformers_logging
 
 from tinybert_hf import TinyBertConfig, TinyBertForSequenceClassification
@@ -110,15 +117,30 @@ def test_a_general_distillation_corpus_is_checked_before_streaming(tmp_path):
 @pytest.mark.parametrize(
     ("train", "message"),
     [
-        ("text,label\ngood film,pos\n,neg\n   ,pos\n", r"2 rows of the train split have empty text in column 'text' "
-                                                    r"\(rows \[1, 2\]\)"),
-        ("text,label\ngood film,pos\ndull plot,\n", r"1 rows of the train split have no label in column 'label' "
-                                                  r"\(rows \[1\]\)"),
+        ("text,label\ngood film,pos\n,neg\n   ,pos\n", r"2 rows of .*train.csv have empty text in column 'text' "
+                                                    r"\(lines 3, 4\)"),
+        ("text,label\ngood film,pos\ndull plot,\n", r"1 rows of .*train.csv have no label in column 'label' "
+                                                  r"\(line 3\)"),
     ],
 )  # fmt: skip
 def test_empty_texts_and_missing_labels_are_listed(tmp_path, train, message):
     with pytest.raises(BadInputError, match=message):
         load_task_dataset(**csv_files(tmp_path, train))
+
+
+def test_bad_rows_are_named_by_the_line_the_file_has_them_on(tmp_path):
+    # a quoted review spanning two lines and a blank line: the data row index is not the line number minus 2
+    train = 'review,label\n"a good\nfilm",pos\n\ndull plot,neg\n  ,pos\nfine,neg\n'
+    with pytest.raises(BadInputError, match=r"1 rows of .*train.csv have empty text in column 'review' \(line 6\)"):
+        load_task_dataset(**csv_files(tmp_path, train, dev="review,label\ngood,pos\n"), text_column="review")
+    rows = [{"text": "good", "label": "pos"}, {"text": " ", "label": "neg"}]
+    jsonl = write(tmp_path / "train.jsonl", "\n\n".join(json.dumps(row) for row in rows) + "\n")
+    with pytest.raises(BadInputError, match=r"1 rows of .*train.jsonl have empty text in column 'text' \(line 3\)"):
+        load_task_dataset(train_file=str(jsonl))
+    parquet = tmp_path / "train.parquet"
+    Dataset.from_list(rows).to_parquet(parquet)
+    with pytest.raises(BadInputError, match=r"\(rows \[1\], 0-based\)"):
+        load_task_dataset(train_file=str(parquet))
 
 
 def test_token_rows_must_have_tokens_and_one_tag_per_token(tmp_path):
@@ -325,6 +347,33 @@ def test_an_output_directory_holding_a_model_or_another_run_is_refused(tmp_path)
     assert json.loads((run / "run.json").read_text())["settings"]["student_layers"] == 2
 
 
+@pytest.mark.parametrize("option", ["--teacher", "--teacher_backbone"])
+def test_a_teacher_of_another_architecture_is_refused_before_any_work(tmp_path, tiny_tokenizer, option):
+    torch.manual_seed(0)
+    teacher = tmp_path / "gpt2"
+    GPT2ForSequenceClassification(
+        GPT2Config(vocab_size=99, n_embd=32, n_layer=2, n_head=4, num_labels=2)
+    ).save_pretrained(teacher)
+    tiny_tokenizer.save_pretrained(teacher)
+    result = subprocess.run(
+        [*cli(), "distill", "--output_dir", str(tmp_path / "out"), option, str(teacher)],
+        env=offline_env(), capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert result.returncode == 1 and "Traceback" not in result.stderr
+    assert result.stderr.strip().splitlines()[-1] == (
+        f"tinybert-hf distill: The teacher {teacher} is a 'gpt2' model; the recipe distils BERT-architecture encoders "
+        "(model_type 'bert' or 'tinybert': BERT, MiniLM and TinyBERT checkpoints). Pass one as `--teacher` "
+        "(fine-tuned) or `--teacher_backbone` (to fine-tune)."
+    )
+    assert not (tmp_path / "out").exists()  # refused before the data, augmentation or any record
+    missing = subprocess.run(
+        [*cli(), "distill", "--output_dir", str(tmp_path / "out"), option, str(tmp_path / "no_such_teacher")],
+        env=offline_env(), capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert missing.returncode == 1 and "Traceback" not in missing.stderr
+    assert f"`{option} {tmp_path / 'no_such_teacher'}`: no such directory" in missing.stderr
+
+
 @pytest.mark.parametrize("case", ["data", "option"])
 def test_the_cli_prints_one_line_for_a_bad_input(tmp_path, case):
     files = csv_files(tmp_path, "text,label\ngood film,pos\n,neg\n")
@@ -338,8 +387,9 @@ def test_the_cli_prints_one_line_for_a_bad_input(tmp_path, case):
     assert result.returncode == 1
     assert "Traceback" not in result.stderr
     expected = {
-        "data": "tinybert-hf distill: 1 rows of the train split have empty text in column 'text' (rows [1])",
+        "data": f"tinybert-hf distill: 1 rows of {files['train_file']} have empty text in column 'text' (line 3)",
         "option": "tinybert-hf distill: `augment_fraction` must be in [0, 1], got 2.0.",
     }
     assert expected[case] in result.stderr
-    assert not (tmp_path / "out" / "teacher").exists()
+    # nothing recorded: no run.json would refuse the corrected command as "a run made with other settings"
+    assert not (tmp_path / "out").exists()

@@ -98,7 +98,9 @@ def main(argv: list[str] | None = None) -> int:
 
     try:
         return _run(argv[0], argv[1:])
-    except (PushError, FileNotFoundError, *USER_ERRORS) as error:  # the message says it all; a traceback would not
+    # the message says it all; a traceback would not (OSError: transformers' "not a model directory or Hub id",
+    # missing files, a full disk)
+    except (PushError, OSError, *USER_ERRORS) as error:
         print(f"tinybert-hf {argv[0]}: {error}", file=sys.stderr)
         return 1
 

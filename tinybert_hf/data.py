@@ -225,13 +225,14 @@ def load_task_dataset(
     for split, rows in DatasetDict(data).items():
         if rows.num_rows == 0:
             raise BadInputError(f"The {split} split{f' ({origins[split]})' if split in origins else ''} has no rows.")
-    data = _complete_splits(DatasetDict(data), seed)
     renames = (
         {"tokens": "tokens" if text_column == "text" else text_column, "ner_tags": label_column}
         if token_task
         else {"text": text_column, "text_pair": text_pair_column, "label": label_column}
     )
-    return _standard_columns(data, renames, token_task)
+    # rows are checked as the files hold them, before dev/test are cut from train: errors name file lines
+    data = _standard_columns(DatasetDict(data), renames, token_task, origins)
+    return _complete_splits(data, seed)
 
 
 def _load_named_dataset(source: str, config_name: str | None) -> DatasetDict:
@@ -264,7 +265,11 @@ def _complete_splits(data: DatasetDict, seed: int) -> DatasetDict:
     return DatasetDict({split: data[split] for split in SPLITS})
 
 
-def _standard_columns(data: DatasetDict, renames: dict[str, str | None], token_task: bool) -> DatasetDict:
+def _standard_columns(
+    data: DatasetDict, renames: dict[str, str | None], token_task: bool, origins: dict[str, str] | None = None
+) -> DatasetDict:
+    """`data` with the columns renamed to ours (`renames`: ours -> theirs) and nothing else, its rows checked
+    (`origins`: the file each split was read from, which errors then name) and its labels encoded."""
     columns = data["train"].column_names
     for ours, theirs in renames.items():
         if theirs is None:
@@ -279,7 +284,7 @@ def _standard_columns(data: DatasetDict, renames: dict[str, str | None], token_t
     wanted = [ours for ours, theirs in renames.items() if theirs is not None]
     data = data.remove_columns([column for column in data["train"].column_names if column not in wanted])
     label = "ner_tags" if token_task else "label"
-    _check_rows(data, label, token_task)
+    _check_rows(data, label, token_task, renames, origins or {})
     feature = data["train"].features[label]
     inner = feature.feature if isinstance(feature, Sequence) else feature
     if not isinstance(inner, ClassLabel):
@@ -307,14 +312,16 @@ def _standard_columns(data: DatasetDict, renames: dict[str, str | None], token_t
     return data
 
 
-def _check_rows(data: DatasetDict, label: str, token_task: bool) -> None:
-    """Every row has text (non-empty, not only spaces) and a label: otherwise a [`BadInputError`] naming the split,
-    the column and the first rows (0-based, as `datasets` numbers them; in a CSV file, row 0 is the line after the
-    header)."""
+def _check_rows(
+    data: DatasetDict, label: str, token_task: bool, renames: dict[str, str | None], origins: dict[str, str]
+) -> None:
+    """Every row has text (non-empty, not only spaces) and a label: otherwise a [`BadInputError`] naming the file (or
+    split), the user's column and the first bad rows: as line numbers of a CSV/TSV/JSONL file, else 0-based rows."""
     text_columns = (
         ["tokens"] if token_task else [name for name in ("text", "text_pair") if name in data["train"].column_names]
     )
     for split, rows in data.items():
+        where = origins.get(split) or f"the {split} split"
         for column in [*text_columns, label]:
             values = rows[column]
             if column == label:
@@ -332,8 +339,8 @@ def _check_rows(data: DatasetDict, label: str, token_task: bool) -> None:
                 problem = "empty text"
             if empty:
                 raise BadInputError(
-                    f"{len(empty)} rows of the {split} split have {problem} in column {column!r} (rows "
-                    f"{empty[:_SHOWN_ROWS]}{', ...' if len(empty) > _SHOWN_ROWS else ''}): remove or fill them."
+                    f"{len(empty)} rows of {where} have {problem} in column {renames.get(column) or column!r} "
+                    f"({_describe_rows(empty, origins.get(split))}): remove or fill them."
                 )
         if token_task:
             lengths = [
@@ -343,9 +350,42 @@ def _check_rows(data: DatasetDict, label: str, token_task: bool) -> None:
             ]
             if lengths:
                 raise BadInputError(
-                    f"{len(lengths)} rows of the {split} split have a different number of tokens and tags (rows "
-                    f"{lengths[:_SHOWN_ROWS]})."
+                    f"{len(lengths)} rows of {where} have a different number of tokens and tags "
+                    f"({_describe_rows(lengths, origins.get(split))})."
                 )
+
+
+def _describe_rows(indices: list[int], path: str | None) -> str:
+    """`'lines 3, 7'` of the file when its format has lines (the numbers an editor shows), else `'rows [1, 5]'`
+    (0-based); the first `_SHOWN_ROWS` of `indices` (0-based data rows, in file order)."""
+    shown = indices[:_SHOWN_ROWS]
+    more = ", ..." if len(indices) > _SHOWN_ROWS else ""
+    lines = _row_lines(path, shown[-1] + 1) if path else None
+    if lines is None:
+        return f"rows {shown}{more}, 0-based"
+    return f"line{'s' if len(shown) > 1 else ''} {', '.join(str(lines[index]) for index in shown)}{more}"
+
+
+def _row_lines(path: str, rows: int) -> list[int] | None:
+    """The 1-based line where each of the first `rows` data rows of a CSV/TSV/JSONL file starts, skipping the header
+    and blank lines as the loaders do (a quoted CSV field may span lines); `None` for formats without lines."""
+    suffix = Path(path).suffix.lower()
+    starts = []
+    with open(path, encoding="utf-8", newline="") as file:
+        if suffix in (".csv", ".tsv"):
+            reader = csv.reader(file, delimiter="\t" if suffix == ".tsv" else ",")
+            line = 1
+            for index, record in enumerate(reader):
+                if len(starts) == rows:
+                    break
+                if index and record:  # record 0 is the header
+                    starts.append(line)
+                line = reader.line_num + 1
+        elif suffix == ".jsonl":
+            starts = [number for number, text in enumerate(file, start=1) if text.strip()][:rows]
+        else:
+            return None
+    return starts if len(starts) >= rows else None
 
 
 def parse_label_map(text: str | None) -> dict[str, str]:
@@ -415,7 +455,8 @@ def load_eval_set(
         splits = _load_named_dataset(path, None)
         rows = splits["test"] if "test" in splits else next(iter(splits.values()))
     renames = {"text": text_column, "text_pair": text_pair_column, "label": label_column}
-    data = _standard_columns(DatasetDict({"train": rows}), renames, token_task=False)["train"]
+    origins = {"train": path} if suffix in _FILE_BUILDERS else {}
+    data = _standard_columns(DatasetDict({"train": rows}), renames, token_task=False, origins=origins)["train"]
     if data.num_rows == 0:
         raise BadInputError(f"The evaluation file {path} has no rows.")
     feature = data.features["label"]

@@ -85,6 +85,8 @@ SETTINGS_OUTSIDE_MODELS = (
 HUB_STRATEGIES = tuple(strategy.value for strategy in HubStrategy)  # end, every_save, checkpoint, all_checkpoints
 TEXT_TASK, TOKEN_TASK = "text-classification", "token-classification"
 STUDENT_INITS = ("pruned-teacher", "layer-subset", "random")
+# the teachers the recipe's students are cut from or copy layers of: BERT's parameter layout
+RECIPE_TEACHER_TYPES = ("bert", "tinybert")
 # Names used by earlier versions (results.json of older runs); a bare path is read as 'general:<path>'.
 STUDENT_INIT_ALIASES = {"teacher_layers": "layer-subset"}
 
@@ -910,7 +912,7 @@ def prepare_data(args: RecipeArguments) -> tuple[DatasetDict, list[str], object]
     """The task's splits (cut to `max_train_samples`), its label names, and the teacher's tokenizer. A `max_length`
     beyond the teacher's position table is lowered to it, with a warning (longer rows are truncated)."""
     data = load_task_splits(args)
-    source = args.teacher or args.teacher_backbone or str(packaged_teacher_path())
+    source = teacher_source(args)
     tokenizer = AutoTokenizer.from_pretrained(source)
     positions = getattr(AutoConfig.from_pretrained(source), "max_position_embeddings", None)
     if positions is not None and args.max_length > positions:
@@ -922,10 +924,22 @@ def prepare_data(args: RecipeArguments) -> tuple[DatasetDict, list[str], object]
     return data, label_names(data, args), tokenizer
 
 
-def load_teacher(path: str | Path, names: list[str], args: RecipeArguments) -> PreTrainedModel:
-    """The fine-tuned teacher in eval mode, checked first: it has the task's head (stage 2 learns its predictions)
-    and predicts as many labels as the data has."""
-    config = AutoConfig.from_pretrained(path)
+def check_teacher_architecture(config, path: str | Path) -> None:
+    """Refuse, before any work, a teacher (or backbone) of an architecture the recipe cannot distil: its students
+    are cut from, or copy layers of, a BERT-layout encoder (`DistillationTrainer` in a script takes more)."""
+    model_type = getattr(config, "model_type", None)
+    if model_type not in RECIPE_TEACHER_TYPES:
+        raise BadInputError(
+            f"The teacher {path} is a {model_type!r} model; the recipe distils BERT-architecture encoders "
+            f"(model_type {' or '.join(map(repr, RECIPE_TEACHER_TYPES))}: BERT, MiniLM and TinyBERT checkpoints). "
+            "Pass one as `--teacher` (fine-tuned) or `--teacher_backbone` (to fine-tune)."
+        )
+
+
+def check_teacher(config, path: str | Path, names: list[str], args: RecipeArguments) -> None:
+    """Refuse a fine-tuned teacher without the task's head (stage 2 learns its predictions) or with another number
+    of labels than the data has; warn when its labels are named differently."""
+    check_teacher_architecture(config, path)
     head = "ForTokenClassification" if args.task == TOKEN_TASK else "ForSequenceClassification"
     architectures = getattr(config, "architectures", None) or []
     if not any(name.endswith(head) for name in architectures):
@@ -942,6 +956,12 @@ def load_teacher(path: str | Path, names: list[str], args: RecipeArguments) -> P
     teacher_names = [config.id2label[index] for index in range(config.num_labels)]
     if teacher_names != names and not all(name == f"LABEL_{index}" for index, name in enumerate(teacher_names)):
         logger.warning(f"The teacher's labels {teacher_names} are named differently from the data's {names}.")
+
+
+def load_teacher(path: str | Path, names: list[str], args: RecipeArguments) -> PreTrainedModel:
+    """The fine-tuned teacher in eval mode, checked first ([`check_teacher`])."""
+    config = AutoConfig.from_pretrained(path)
+    check_teacher(config, path, names, args)
     return load_pretrained(model_class(args), path, allow_pickle=args.allow_pickle, config=config).eval()
 
 
@@ -1028,12 +1048,30 @@ def load_task_splits(args: RecipeArguments) -> DatasetDict:
     return data
 
 
+def teacher_source(args: RecipeArguments) -> str:
+    """The teacher (`--teacher`), else the backbone the recipe fine-tunes into one, else the packaged MiniLM."""
+    for option in ("teacher", "teacher_backbone"):
+        check_model_reference(getattr(args, option), f"--{option}")
+    return args.teacher or args.teacher_backbone or str(packaged_teacher_path())
+
+
+def check_model_reference(reference: str | None, option: str) -> None:
+    """Refuse a local model path that does not exist (transformers would read it as a malformed Hub id): a Hub id is
+    `name` or `org/name`, so anything else, or anything starting like a path, must be a directory here."""
+    if reference is None or Path(reference).expanduser().exists():
+        return
+    parts = reference.split("/")
+    if reference.startswith((".", "/", "~")) or len(parts) > 2 or not all(parts):
+        raise FileNotFoundError(
+            f"`{option} {reference}`: no such directory (a saved model directory or a Hub model id)."
+        )
+
+
 def load_embedding_source(args: RecipeArguments) -> PreTrainedModel:
     """The encoder whose input embeddings give augmentation candidates offline: the teacher, else its backbone."""
     from transformers import AutoModel
 
-    source = args.teacher or args.teacher_backbone or str(packaged_teacher_path())
-    return load_pretrained(AutoModel, source, allow_pickle=args.allow_pickle)
+    return load_pretrained(AutoModel, teacher_source(args), allow_pickle=args.allow_pickle)
 
 
 def quantize_student(student_dir: Path, args: RecipeArguments) -> tuple[PreTrainedModel, Path]:
@@ -1078,13 +1116,19 @@ def run_recipe(args: RecipeArguments) -> dict:
         _require_onnx()
     if args.push_to_hub:  # fail now on a bad token or name, not after the training
         args.hub_model_id = hub_repository(args)
-    output_dir = prepare_output_dir(args)
+    # every input is checked before anything is written: a refused run leaves no run.json behind to block the
+    # corrected command
+    source = teacher_source(args)
+    source_config = AutoConfig.from_pretrained(source)
+    check_teacher_architecture(source_config, source)
     set_seed(args.seed)
     data, names, tokenizer = prepare_data(args)
-    source = args.teacher or args.teacher_backbone or str(packaged_teacher_path())
-    positions = getattr(AutoConfig.from_pretrained(source), "max_position_embeddings", None)
+    if args.teacher:
+        check_teacher(source_config, source, names, args)
+    positions = getattr(source_config, "max_position_embeddings", None)
     eval_sets = load_eval_sets(names, tokenizer, args, positions)  # a bad file fails now, not after training
     transfer = prepare_transfer_text(tokenizer, args)
+    output_dir = prepare_output_dir(args)
 
     teacher_dir = args.teacher or str(finetune_teacher(data, names, tokenizer, args))
     teacher = load_teacher(teacher_dir, names, args)
