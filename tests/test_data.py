@@ -3,7 +3,14 @@
 import pytest
 from datasets import ClassLabel
 
-from tinybert_hf.data import load_task_dataset, ner_tweets, rotten_tomatoes_snippets
+from tinybert_hf.data import (
+    encode_labels_as,
+    load_evaluation_files,
+    load_task_dataset,
+    ner_tweets,
+    rotten_tomatoes_snippets,
+)
+from tinybert_hf.errors import BadInputError
 
 
 @pytest.fixture(scope="module")
@@ -69,3 +76,20 @@ def test_bad_sources(tmp_path):
     (tmp_path / "train.xml").write_text("<a/>", encoding="utf-8")
     with pytest.raises(ValueError, match="must share one format"):
         load_task_dataset(train_file=str(tmp_path / "train.xml"))
+
+
+def test_evaluation_files_alone_are_encoded_as_the_models_labels(tmp_path):
+    # a test file without one of the model's classes: names, not the file's own sorted order, decide the ids
+    path = tmp_path / "test.csv"
+    path.write_text("review,genre\nflood warning,news\nhelp needed,direct\nstorm again,news\n")
+    data = load_evaluation_files({"test": str(path)}, text_column="review", label_column="genre")
+    assert list(data) == ["test"] and data["test"].features["label"].names == ["direct", "news"]
+    encoded = encode_labels_as(data, ["direct", "news", "social"])
+    assert encoded["test"]["label"] == [1, 0, 1]
+    assert encoded["test"].features["label"].names == ["direct", "news", "social"]
+    with pytest.raises(BadInputError, match=r"labels the model does not predict: \['news'\]"):
+        encode_labels_as(data, ["direct", "social"])
+    ids = tmp_path / "ids.csv"
+    ids.write_text("text,label\nflood,1\nhelp,0\n")
+    as_ids = encode_labels_as(load_evaluation_files({"test": str(ids)}), ["neg", "pos"])
+    assert as_ids["test"]["label"] == [1, 0]  # integer labels are read as the model's ids

@@ -263,7 +263,8 @@ def test_export_and_quantize_commands(tmp_path, tiny_tokenizer):
     assert "Quantizing: 100%" in quantized.stderr  # the progress bar
     record = json.loads((tmp_path / "student-int8" / "quantization.json").read_text())
     assert record["settings"]["per_channel"] is True
-    lines = ["sentence,sentiment"] + [f"{text},{label}" for text, label in sentences(60, seed=0)]
+    named = {"negative": "bad", "positive": "good"}  # the student's own label names: data of its task
+    lines = ["sentence,sentiment"] + [f"{text},{named[label]}" for text, label in sentences(60, seed=0)]
     (tmp_path / "train.csv").write_text("\n".join(lines) + "\n", encoding="utf-8")
     sparsified = subprocess.run([*command, "sparsify", "--model", str(student_dir), "--sparsity", "0.5",
                                  "--train_file", str(tmp_path / "train.csv"), "--text_column", "sentence",

@@ -23,59 +23,50 @@ from __future__ import annotations
 
 import json
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict
 from pathlib import Path
 
-from transformers import AutoTokenizer, set_seed
+from transformers import AutoConfig, AutoTokenizer, set_seed
 from transformers.utils import logging
 
+from .arguments import PruneArguments, SparsifyArguments
 from .atomic import atomic_directory, write_text
+from .errors import BadInputError
 from .measure import parameter_count, size_on_disk_mb
 from .pruning import calibration_batches, prune
 from .recipe import (
     RecipeArguments,
     _done,
+    check_model_reference,
     distil_prediction_layer,
     evaluate_model,
-    label_names,
-    load_task_splits,
     model_class,
     tokenize_splits,
 )
 from .safe_loading import load_pretrained
+from .saved_model_data import DATA_OPTIONS, load_data_for_model
 from .sparsity import magnitude_prune, sparsity_report
 
 logger = logging.get_logger(__name__)
 
 
-@dataclass
-class PruneArguments:
-    """What `tinybert-hf prune` removes; data, calibration and training options are the recipe's."""
-
-    model: str = field(metadata={"help": "Saved student (or any TinyBERT/BERT task model) to prune."})
-    head_ratio: float = field(default=0.0, metadata={"help": "Share of attention heads to remove, in [0, 1)."})
-    ffn_ratio: float = field(default=0.0, metadata={"help": "Share of FFN neurons to remove, in [0, 1)."})
-    allocation: str = field(
-        default="per_layer", metadata={"help": "'per_layer' (same share everywhere) or 'global' (layers differ)."}
-    )
-    target_layers: int | None = field(default=None, metadata={"help": "Target depth (instead of ratios)."})
-    target_hidden_size: int | None = field(default=None, metadata={"help": "Target width (instead of ratios)."})
-    target_heads: int | None = field(default=None, metadata={"help": "Target heads per layer (instead of ratios)."})
-    target_intermediate_size: int | None = field(default=None, metadata={"help": "Target FFN width."})
-    recovery_epochs: float = field(
-        default=0.0, metadata={"help": "Epochs of recovery distillation after pruning (0: none)."}
-    )
-
-
 class _TaskData:
-    """A saved model's tokenizer and the task's tokenized splits, to measure that model and its compressed copies."""
+    """A saved model's tokenizer and the tokenized splits of the data given, else of the data its run recorded
+    ([`~tinybert_hf.saved_model_data.load_data_for_model`]), to measure that model and its compressed copies.
+    `args` are the arguments that data was loaded with; `description` says which data it is."""
 
     def __init__(self, model_path: str, args: RecipeArguments):
-        self.args = args
+        check_model_reference(model_path, "--model")
+        config = AutoConfig.from_pretrained(model_path)
+        data, self.names, self.args, self.description = load_data_for_model(model_path, config, args)
+        if "train" not in data:
+            raise BadInputError(
+                "Pruning measures what to cut on training rows: give `--train_file` (or `--dataset`), not only "
+                "`--validation_file`/`--test_file`."
+            )
+        logger.warning(f"Data: {self.description}.")
         self.tokenizer = AutoTokenizer.from_pretrained(model_path)
-        data = load_task_splits(args)
-        self.names = label_names(data, args)
-        self.tokenized = tokenize_splits(data, self.tokenizer, args)
+        self.tokenized = tokenize_splits(data, self.tokenizer, self.args)
 
     def dev_and_test(self, model) -> dict[str, dict]:
         """Dev and test metrics of `model`."""
@@ -83,6 +74,12 @@ class _TaskData:
             split_name: evaluate_model(model, self.tokenized[split], self.tokenizer, self.names, self.args)
             for split_name, split in (("dev", "validation"), ("test", "test"))
         }
+
+    def settings(self) -> dict:
+        """Every option the data, the cut and the recovery were made with (JSON-normalized), and under `data` the
+        data options, which `tinybert-hf evaluate` of the pruned model reads back."""
+        settings = json.loads(json.dumps(asdict(self.args), default=str))
+        return {"settings": settings, "data": {option: settings[option] for option in DATA_OPTIONS}}
 
 
 def prune_saved_model(prune_args: PruneArguments, args: RecipeArguments) -> dict:
@@ -93,10 +90,11 @@ def prune_saved_model(prune_args: PruneArguments, args: RecipeArguments) -> dict
     Returns:
         `dict`: what `pruning.json` holds.
     """
-    output_dir = Path(args.output_dir)
-    output_dir.mkdir(parents=True, exist_ok=True)
     set_seed(args.seed)
     task = _TaskData(prune_args.model, args)
+    args = task.args
+    output_dir = Path(args.output_dir)
+    output_dir.mkdir(parents=True, exist_ok=True)
     tokenizer, tokenized = task.tokenizer, task.tokenized
     source = load_pretrained(model_class(args), prune_args.model, allow_pickle=args.allow_pickle).eval()
 
@@ -126,6 +124,7 @@ def prune_saved_model(prune_args: PruneArguments, args: RecipeArguments) -> dict
         "source": prune_args.model,
         "importance": args.pruning_importance,
         "arguments": asdict(prune_args),
+        **task.settings(),
         "plan": plan.summary(),
         "pruning_seconds": pruning_seconds,
         "models": {},
@@ -161,17 +160,6 @@ def prune_saved_model(prune_args: PruneArguments, args: RecipeArguments) -> dict
     return record
 
 
-@dataclass
-class SparsifyArguments:
-    """What `tinybert-hf sparsify` zeroes; data options are the recipe's (for the dev/test metrics)."""
-
-    model: str = field(metadata={"help": "Saved student to sparsify (read only)."})
-    sparsity: float = field(default=0.5, metadata={"help": "Share of the attention/FFN weights set to zero."})
-    scope: str = field(
-        default="global", metadata={"help": "'global' (one magnitude threshold) or 'per_layer' (same share each)."}
-    )
-
-
 def sparsify_saved_model(sparsify_args: SparsifyArguments, args: RecipeArguments) -> dict:
     r"""
     Zero the smallest linear weights of a saved model, save it to `<output_dir>/sparse`, and record its sparsity,
@@ -180,9 +168,10 @@ def sparsify_saved_model(sparsify_args: SparsifyArguments, args: RecipeArguments
     Returns:
         `dict`: what `sparsity.json` holds.
     """
+    task = _TaskData(sparsify_args.model, args)
+    args = task.args
     output_dir = Path(args.output_dir)
     output_dir.mkdir(parents=True, exist_ok=True)
-    task = _TaskData(sparsify_args.model, args)
     source = load_pretrained(model_class(args), sparsify_args.model, allow_pickle=args.allow_pickle).eval()
     sparse = magnitude_prune(source, sparsify_args.sparsity, sparsify_args.scope)
     sparse_dir = output_dir / "sparse"
@@ -192,6 +181,7 @@ def sparsify_saved_model(sparsify_args: SparsifyArguments, args: RecipeArguments
     record = {
         "source": sparsify_args.model,
         "arguments": asdict(sparsify_args),
+        **task.settings(),
         "note": "Zeros are stored densely: dense CPU kernels run no faster and the safetensors file is no smaller; "
         "compressed_mb is what a sparse or compressed format could save.",
         "models": {},

@@ -32,6 +32,28 @@ _TEXT_SUFFIXES = (".csv", ".tsv", ".json", ".jsonl", ".txt")
 _SHOWN_ROWS = 5  # row numbers an error lists
 
 
+def load_task_splits(args) -> DatasetDict:
+    """The task's train/validation/test splits as the data options of `args` (the recipe's arguments) describe them,
+    cut to `max_train_samples`."""
+    data_seed = args.seed if args.data_seed is None else args.data_seed
+    data = load_task_dataset(
+        args.dataset,
+        args.dataset_config,
+        args.train_file,
+        args.validation_file,
+        args.test_file,
+        args.text_column,
+        args.text_pair_column,
+        args.label_column,
+        args.task,
+        data_seed,
+    )
+    if args.max_train_samples is not None:
+        rows = min(args.max_train_samples, data["train"].num_rows)
+        data["train"] = data["train"].shuffle(seed=data_seed).select(range(rows))
+    return data
+
+
 def check_utf8(path: str | Path, chunk_size: int = 1 << 20) -> None:
     """Raise [`BadInputError`] naming the file, line and byte unless `path` decodes as UTF-8 (read in chunks, so a
     large corpus costs one pass and little memory)."""
@@ -203,25 +225,8 @@ def load_task_dataset(
         data = _load_named_dataset(source, config_name)
     else:
         files = {"train": train_file, "validation": validation_file, "test": test_file}
-        files = {split: path for split, path in files.items() if path}
-        for path in files.values():
-            if not Path(path).is_file():
-                raise FileNotFoundError(f"Data file {path} does not exist.")
-        suffixes = {Path(path).suffix.lower() for path in files.values()}
-        builders = {_FILE_BUILDERS.get(suffix) for suffix in suffixes}
-        if None in builders or len(builders) != 1:
-            raise BadInputError(
-                f"Data files must share one format among {sorted(_FILE_BUILDERS)}, got {sorted(suffixes)}."
-            )
-        for split, path in files.items():
-            if Path(path).suffix.lower() in _TEXT_SUFFIXES:
-                check_utf8(path)
-                if not _has_rows(path):  # `datasets` cannot even infer the columns of such a file
-                    raise BadInputError(f"The {split} split ({path}) has no rows.")
-        builder = builders.pop()
-        options = {"delimiter": "\t"} if suffixes == {".tsv"} else {}
-        data = load_dataset(builder, data_files=files, **options)
-        origins = files
+        origins = {split: path for split, path in files.items() if path}
+        data = _load_files(origins)
     for split, rows in DatasetDict(data).items():
         if rows.num_rows == 0:
             raise BadInputError(f"The {split} split{f' ({origins[split]})' if split in origins else ''} has no rows.")
@@ -233,6 +238,85 @@ def load_task_dataset(
     # rows are checked as the files hold them, before dev/test are cut from train: errors name file lines
     data = _standard_columns(DatasetDict(data), renames, token_task, origins)
     return _complete_splits(data, seed)
+
+
+def load_evaluation_files(
+    files: dict[str, str],
+    text_column: str = "text",
+    text_pair_column: str | None = None,
+    label_column: str = "label",
+    task: str = "text-classification",
+) -> DatasetDict:
+    """Only the given labelled splits (`{"test": "test.csv"}`), checked and with our column names as
+    [`load_task_dataset`] gives them, for scoring a model that was trained elsewhere; no split is cut from another."""
+    token_task = task == "token-classification"
+    data = _load_files(files)
+    renames = (
+        {"tokens": "tokens" if text_column == "text" else text_column, "ner_tags": label_column}
+        if token_task
+        else {"text": text_column, "text_pair": text_pair_column, "label": label_column}
+    )
+    return _standard_columns(data, renames, token_task, files)
+
+
+def encode_labels_as(data: DatasetDict, names: list[str], task: str = "text-classification") -> DatasetDict:
+    r"""
+    `data` with its label column encoded as `names` (a model's labels, in its id order), matched by name, or read
+    as ids when the data's labels are the integers `0..len(names)-1`.
+
+    Raises:
+        [`~tinybert_hf.errors.BadInputError`]: the data has a label that is not among `names`.
+    """
+    column = "ner_tags" if task == "token-classification" else "label"
+    feature = next(iter(data.values())).features[column]
+    token_task = isinstance(feature, Sequence)
+    theirs = list((feature.feature if token_task else feature).names)
+    if theirs == list(names):
+        return data
+    if all(name.isdigit() and int(name) < len(names) for name in theirs):
+        mapping = [int(name) for name in theirs]
+    else:
+        unknown = [name for name in theirs if name not in names]
+        if unknown:
+            raise BadInputError(
+                f"The data has labels the model does not predict: {unknown[:_SHOWN_ROWS]} (the model's: "
+                f"{list(names)}, the data's: {theirs}). Score a model on data of its own task."
+            )
+        mapping = [list(names).index(name) for name in theirs]
+    target = ClassLabel(names=list(names))
+
+    def encode(row):
+        value = row[column]
+        return {column: [mapping[tag] for tag in value] if token_task else mapping[value]}
+
+    data = data.cast_column(column, Sequence(Value("int64")) if token_task else Value("int64"))
+    data = data.map(encode, desc="Encoding labels as the model's")
+    return data.cast_column(column, Sequence(target) if token_task else target)
+
+
+def _load_files(files: dict[str, str]) -> DatasetDict:
+    """The local files of each split (`{"train": "train.csv", ...}`), all of one format, checked to be UTF-8 text
+    with rows first."""
+    for path in files.values():
+        if not Path(path).is_file():
+            raise FileNotFoundError(f"Data file {path} does not exist.")
+    suffixes = {Path(path).suffix.lower() for path in files.values()}
+    builders = {_FILE_BUILDERS.get(suffix) for suffix in suffixes}
+    if None in builders or len(builders) != 1:
+        raise BadInputError(
+            f"Data files must share one format among {sorted(_FILE_BUILDERS)}, got {sorted(suffixes)}."
+        )
+    for split, path in files.items():
+        if Path(path).suffix.lower() in _TEXT_SUFFIXES:
+            check_utf8(path)
+            if not _has_rows(path):  # `datasets` cannot even infer the columns of such a file
+                raise BadInputError(f"The {split} split ({path}) has no rows.")
+    options = {"delimiter": "\t"} if suffixes == {".tsv"} else {}
+    data = DatasetDict(load_dataset(builders.pop(), data_files=files, **options))
+    for split, rows in data.items():
+        if rows.num_rows == 0:
+            raise BadInputError(f"The {split} split ({files[split]}) has no rows.")
+    return data
 
 
 def _load_named_dataset(source: str, config_name: str | None) -> DatasetDict:
@@ -270,7 +354,9 @@ def _standard_columns(
 ) -> DatasetDict:
     """`data` with the columns renamed to ours (`renames`: ours -> theirs) and nothing else, its rows checked
     (`origins`: the file each split was read from, which errors then name) and its labels encoded."""
-    columns = data["train"].column_names
+    # the label names come from train; evaluation files without a train split name them all together
+    reference = "train" if "train" in data else next(iter(data))
+    columns = data[reference].column_names
     for ours, theirs in renames.items():
         if theirs is None:
             continue
@@ -282,13 +368,14 @@ def _standard_columns(
         if theirs != ours:
             data = data.rename_column(theirs, ours)
     wanted = [ours for ours, theirs in renames.items() if theirs is not None]
-    data = data.remove_columns([column for column in data["train"].column_names if column not in wanted])
+    data = data.remove_columns([column for column in data[reference].column_names if column not in wanted])
     label = "ner_tags" if token_task else "label"
     _check_rows(data, label, token_task, renames, origins or {})
-    feature = data["train"].features[label]
+    feature = data[reference].features[label]
     inner = feature.feature if isinstance(feature, Sequence) else feature
     if not isinstance(inner, ClassLabel):
-        values = data["train"][label]
+        named = [data["train"]] if "train" in data else list(data.values())
+        values = [value for rows in named for value in rows[label]]
         flat = {tag for row in values for tag in row} if token_task else set(values)
         names = sorted(str(value) for value in flat)
         for split in data:  # a label only dev or test has would be unknown to every model
@@ -318,7 +405,9 @@ def _check_rows(
     """Every row has text (non-empty, not only spaces) and a label: otherwise a [`BadInputError`] naming the file (or
     split), the user's column and the first bad rows: as line numbers of a CSV/TSV/JSONL file, else 0-based rows."""
     text_columns = (
-        ["tokens"] if token_task else [name for name in ("text", "text_pair") if name in data["train"].column_names]
+        ["tokens"]
+        if token_task
+        else [name for name in ("text", "text_pair") if name in next(iter(data.values())).column_names]
     )
     for split, rows in data.items():
         where = origins.get(split) or f"the {split} split"
