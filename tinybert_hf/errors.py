@@ -29,4 +29,10 @@ class NonFiniteLossError(FloatingPointError):
     checkpoint that is still good."""
 
 
-USER_ERRORS = (BadInputError, CorruptWeightsError, UnsafeWeightsError, OutputDirectoryError, NonFiniteLossError)
+class PushError(RuntimeError):
+    """A Hub upload failed; the message says where to and why (never the token). The local student is untouched."""
+
+
+USER_ERRORS = (
+    BadInputError, CorruptWeightsError, UnsafeWeightsError, OutputDirectoryError, NonFiniteLossError, PushError,
+)  # fmt: skip

@@ -17,13 +17,14 @@ of it.
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, field
 from pathlib import Path
 
 from huggingface_hub import CommitInfo, CommitOperationAdd, CommitOperationDelete, HfApi
 from huggingface_hub.utils import get_token
 from transformers.utils import logging
 
+from .arguments import PushArguments
+from .errors import PushError
 from .model_card import RESULTS_NAME, card_was_edited, render_model_card
 from .safe_loading import SAFETENSORS_INDEX, safetensors_files
 
@@ -39,20 +40,6 @@ TOKENIZER_FILES = (
     "chat_template.jinja",
 )
 PICKLE_WEIGHTS = ("pytorch_model.bin", "pytorch_model.bin.index.json")
-
-
-class PushError(RuntimeError):
-    """The upload failed; the message says where to and why. The local student is untouched."""
-
-
-@dataclass
-class PushArguments:
-    model: str = field(metadata={"help": "Saved student directory to push (read only)."})
-    repo_id: str = field(metadata={"help": "Hub repository, e.g. 'my-org/tinybert4-sst2' (created if missing)."})
-    private: bool = field(default=False, metadata={"help": "Create the repository as private."})
-    revision: str | None = field(default=None, metadata={"help": "Branch to commit to (default: main)."})
-    commit_message: str | None = field(default=None, metadata={"help": "Commit message."})
-    create_pr: bool = field(default=False, metadata={"help": "Open a pull request instead of committing to main."})
 
 
 def student_files(student_dir: str | Path, repo_id: str) -> list[CommitOperationAdd]:

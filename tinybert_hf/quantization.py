@@ -33,13 +33,14 @@ import json
 import logging as python_logging
 import shutil
 import tempfile
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
 from tqdm.auto import tqdm
 from transformers.utils import logging
 
+from .arguments import DEFAULT_INT8_OP_TYPES, QuantizeArguments
 from .onnx_export import (
     CHECK_SHAPES,
     INPUT_NAMES,
@@ -56,31 +57,7 @@ from .onnx_export import (
 
 logger = logging.get_logger(__name__)
 
-DEFAULT_OP_TYPES = ("MatMul", "Gather")  # every linear layer (ORT rewrites Gemm as MatMul) and the embeddings
-
-
-@dataclass
-class QuantizeArguments:
-    """What `tinybert-hf quantize` reads, writes and how it quantizes."""
-
-    model: str = field(metadata={"help": "Saved student directory (PyTorch weights) to quantize."})
-    output_dir: str | None = field(
-        default=None, metadata={"help": "Where the int8 model goes (default: <model>-int8 next to the student)."}
-    )
-    per_channel: bool = field(
-        default=False, metadata={"help": "One weight scale per output channel instead of per tensor."}
-    )
-    reduce_range: bool = field(
-        default=False, metadata={"help": "7-bit weights: avoids saturation on CPUs without VNNI, can cost accuracy."}
-    )
-    op_types: str = field(
-        default=",".join(DEFAULT_OP_TYPES),
-        metadata={"help": "Comma-separated ONNX operators to quantize (Gather = embedding tables)."},
-    )
-    fuse: bool = field(
-        default=True, metadata={"help": "Fuse the fp32 graph with ONNX Runtime's BERT optimizer first."}
-    )
-    opset_version: int = field(default=18, metadata={"help": "ONNX opset of the exported graph."})
+DEFAULT_OP_TYPES = DEFAULT_INT8_OP_TYPES
 
 
 def supported_op_types() -> set[str]:

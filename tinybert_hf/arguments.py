@@ -1,0 +1,487 @@
+"""The recipe's options, one dataclass per concern, as `tinybert-hf` parses them (`HfArgumentParser`, as
+transformers' `run_glue.py` does), and [`RecipeArguments`], all of them in one object, which the recipe's steps take.
+
+Each subcommand parses the groups (and within them the options) it uses, so its `--help` lists only those. The module
+imports nothing heavy: `tinybert-hf <command> --help` prints from it without importing torch or transformers.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+
+TEXT_TASK, TOKEN_TASK = "text-classification", "token-classification"
+STUDENT_INITS = ("pruned-teacher", "layer-subset", "random")
+# Names used by earlier versions (results.json of older runs); a bare path is read as 'general:<path>'.
+STUDENT_INIT_ALIASES = {"teacher_layers": "layer-subset"}
+# transformers' `HubStrategy` values (written out: importing transformers here would cost the help its speed)
+HUB_STRATEGIES = ("end", "every_save", "checkpoint", "all_checkpoints")
+GENERAL_TEXT = "general"  # `transfer_text.GENERAL`: the packaged general English text
+# every linear layer (ONNX Runtime rewrites Gemm as MatMul) and the embeddings
+DEFAULT_INT8_OP_TYPES = ("MatMul", "Gather")
+
+
+@dataclass
+class OutputArguments:
+    """Where a command writes."""
+
+    _argument_group_name = "output"  # the section of `--help` (HfArgumentParser)
+
+    output_dir: str = field(default="outputs/tinybert", metadata={"help": "Where every step writes its output."})
+
+
+@dataclass
+class RunRecordArguments:
+    """How the recipe's run directory is kept: reruns, overwrites, checkpoints."""
+
+    _argument_group_name = "run record and checkpoints"  # the section of `--help` (HfArgumentParser)
+
+    overwrite_output_dir: bool = field(
+        default=False,
+        metadata={
+            "help": "Start over in an output directory that holds another run (other settings) or another model: "
+            "the recipe's own outputs there are deleted first. Without it such a directory is refused."
+        },
+    )
+    save_steps: int | None = field(
+        default=None,
+        metadata={
+            "help": "Checkpoint (and evaluate, for the best-model choice) every this many steps instead of every "
+            "epoch, so a killed run resumes with less lost work."
+        },
+    )
+
+
+@dataclass
+class CommonArguments:
+    """What every command uses: the seed and which weight files may be loaded."""
+
+    _argument_group_name = "seed and loading"  # the section of `--help` (HfArgumentParser)
+
+    seed: int = field(default=0, metadata={"help": "Seed of data splits, augmentation and training."})
+    allow_pickle: bool = field(
+        default=False,
+        metadata={
+            "help": "Also load models whose weights exist only as pickles (pytorch_model.bin), which can run code "
+            "when loaded; only for files you trust. Default: safetensors only."
+        },
+    )
+
+
+@dataclass
+class DataArguments:
+    """The task's data, and the extra held-out sets scored beside it."""
+
+    _argument_group_name = "data"  # the section of `--help` (HfArgumentParser)
+
+    task: str = field(default=TEXT_TASK, metadata={"help": "'text-classification' or 'token-classification'."})
+    dataset: str | None = field(
+        default=None,
+        metadata={
+            "help": "Embedded 'rotten_tomatoes_snippets' / 'ner_tweets' (the defaults), or a Hub id ('glue', "
+            "'rotten_tomatoes'). Leave unset with --train_file."
+        },
+    )
+    dataset_config: str | None = field(default=None, metadata={"help": "Hub configuration, e.g. 'sst2' of 'glue'."})
+    train_file: str | None = field(default=None, metadata={"help": "Local CSV/TSV/JSON/JSONL/parquet training data."})
+    validation_file: str | None = field(default=None, metadata={"help": "Local dev data (else cut from train)."})
+    test_file: str | None = field(default=None, metadata={"help": "Local test data (else cut from train)."})
+    text_column: str = field(default="text", metadata={"help": "Text column (tokens column for NER)."})
+    text_pair_column: str | None = field(default=None, metadata={"help": "Second sentence of pair tasks."})
+    label_column: str = field(default="label", metadata={"help": "Label column (tag column for NER)."})
+    max_length: int = field(default=64, metadata={"help": "Tokens per example (longer ones are truncated)."})
+    max_train_samples: int | None = field(default=None, metadata={"help": "Use only this many training rows."})
+    data_seed: int | None = field(
+        default=None,
+        metadata={
+            "help": "Seed of the data splits (cut from train, or the embedded data's by movie) and of "
+            "`max_train_samples`, when it should differ from `seed`: e.g. students of several seeds against one "
+            "teacher, whose test split must stay the one it never trained on. Default: `seed`."
+        },
+    )
+    eval_files: list[str] = field(
+        default_factory=list,
+        metadata={
+            "help": "Extra labelled sets every model is also scored on, as accuracy on data the student was not "
+            "distilled on: `name=path` entries (CSV/TSV/JSON/JSONL/parquet files, or data sets whose test split is "
+            "used) with the training data's columns and labels. They are only measured, never trained or selected on."
+        },
+    )
+    eval_label_map: str | None = field(
+        default=None,
+        metadata={
+            "help": "Rename the eval files' labels to the training data's, e.g. 'negative=rotten,positive=fresh'."
+        },
+    )
+    eval_max_length: int = field(
+        default=128, metadata={"help": "Tokens per example of the eval files (held-out text is often longer)."}
+    )
+
+    def __post_init__(self):
+        if self.task not in (TEXT_TASK, TOKEN_TASK):
+            raise ValueError(f"`task` must be {TEXT_TASK!r} or {TOKEN_TASK!r}, got {self.task!r}.")
+
+
+@dataclass
+class TeacherArguments:
+    """The teacher: given fine-tuned, or fine-tuned here from a backbone."""
+
+    _argument_group_name = "teacher"  # the section of `--help` (HfArgumentParser)
+
+    teacher: str | None = field(
+        default=None, metadata={"help": "An already fine-tuned teacher (path or Hub id); skips teacher fine-tuning."}
+    )
+    teacher_backbone: str | None = field(
+        default=None, metadata={"help": "Pretrained encoder to fine-tune into the teacher; default: packaged MiniLM."}
+    )
+    teacher_epochs: float = field(default=1.0, metadata={"help": "Teacher fine-tuning epochs."})
+    teacher_learning_rate: float = field(default=1e-4, metadata={"help": "Teacher fine-tuning learning rate."})
+
+
+@dataclass
+class StudentArguments:
+    """The student's shape and how it starts."""
+
+    _argument_group_name = "student"  # the section of `--help` (HfArgumentParser)
+
+    student_init: str = field(
+        default="pruned-teacher",
+        metadata={
+            "help": "'pruned-teacher' (the default: cut from the teacher to the student shape by structured pruning), "
+            "'layer-subset' (the teacher's embeddings and uniformly chosen layers, the teacher's width), 'random' "
+            "(the student shape, random weights) or 'general:<path>' (a general-distilled student)."
+        },
+    )
+    student_layers: int = field(default=4, metadata={"help": "Student depth."})
+    student_hidden_size: int = field(default=312, metadata={"help": "Width of a 'pruned-teacher'/'random' student."})
+    student_attention_heads: int = field(
+        default=12, metadata={"help": "Heads per layer of a 'pruned-teacher'/'random' student."}
+    )
+    student_intermediate_size: int = field(
+        default=1200, metadata={"help": "FFN width of a 'pruned-teacher'/'random' student."}
+    )
+
+    def __post_init__(self):
+        if self.student_layers < 1:
+            raise ValueError(f"`student_layers` must be at least 1, got {self.student_layers}.")
+        self.student_init = STUDENT_INIT_ALIASES.get(self.student_init, self.student_init)
+        if self.student_init not in STUDENT_INITS and not self.student_init.startswith("general:"):
+            self.student_init = f"general:{self.student_init}"  # a bare path, as earlier versions took it
+
+
+@dataclass
+class PruningArguments:
+    """How structured pruning ranks and picks what it keeps."""
+
+    _argument_group_name = "pruning"  # the section of `--help` (HfArgumentParser)
+
+    pruning_importance: str = field(
+        default="taylor",
+        metadata={
+            "help": "How pruning ranks structures: 'taylor' (the default, best measured: see the README), "
+            "'activation' or 'magnitude'."
+        },
+    )
+    layer_selection: str = field(
+        default="uniform", metadata={"help": "How 'pruned-teacher' picks layers: 'uniform' or 'importance'."}
+    )
+    calibration_samples: int = field(
+        default=512, metadata={"help": "Training rows the pruning importance is measured on."}
+    )
+
+
+@dataclass
+class AugmentationArguments:
+    """TinyBERT's data augmentation of the training text."""
+
+    _argument_group_name = "augmentation"  # the section of `--help` (HfArgumentParser)
+
+    augment: bool = field(default=True, metadata={"help": "Add TinyBERT-augmented copies of the training text."})
+    num_augmentations: int = field(
+        default=1, metadata={"help": "Variants per example (N_a; the paper: 20, days of CPU on 10k rows)."}
+    )
+    augment_fraction: float = field(
+        default=0.25, metadata={"help": "Share of training rows that get variants (a budget knob on CPU)."}
+    )
+    replace_probability: float = field(default=0.4, metadata={"help": "Chance to replace each word (p_t)."})
+    top_k: int = field(default=15, metadata={"help": "Candidates per word (K)."})
+    masked_lm: str | None = field(
+        default=None,
+        metadata={
+            "help": "English masked LM for candidates (e.g. bert-base-uncased); unset: neighbours in the "
+            "teacher's input embeddings (offline fallback, logged)."
+        },
+    )
+    word_vectors: str | None = field(default=None, metadata={"help": "GloVe-format file for multi-piece words."})
+
+    def __post_init__(self):
+        if not 0.0 <= self.augment_fraction <= 1.0:
+            raise ValueError(f"`augment_fraction` must be in [0, 1], got {self.augment_fraction}.")
+
+
+@dataclass
+class TransferTextArguments:
+    """Unlabelled text the student learns the teacher's predictions on, beyond the labelled rows."""
+
+    _argument_group_name = "transfer text"  # the section of `--help` (HfArgumentParser)
+
+    transfer_text: list[str] = field(
+        default_factory=lambda: [GENERAL_TEXT],
+        metadata={
+            "help": "Unlabelled text for transfer: 'general' (the packaged news articles and health tweets, "
+            "offline) and/or your own in-domain text without labels (.txt one per line, a glob, .csv/.jsonl with a "
+            "`text` column, or a Hub data set id), split into snippets."
+        },
+    )
+    transfer_rows: int = field(
+        default=0,
+        metadata={
+            "help": "Snippets of `transfer_text` that stage 2 also learns the teacher's soft labels on (its logits "
+            "are cached on disk); 0 turns transfer off."
+        },
+    )
+    transfer_in_intermediate: bool = field(
+        default=False, metadata={"help": "Also add the transfer snippets to stage 1's rows (intermediate layers)."}
+    )
+    transfer_max_length: int = field(default=128, metadata={"help": "Tokens per transfer snippet."})
+    recovery_steps: int = field(
+        default=0,
+        metadata={
+            "help": "Before the task stages, distil the student's intermediate layers on the transfer text for this "
+            "many steps (recovery of the cut layers' general features, for a 'pruned-teacher' student); 0 skips it."
+        },
+    )
+
+    def __post_init__(self):
+        if self.transfer_rows < 0 or self.recovery_steps < 0:
+            raise ValueError(
+                f"`transfer_rows` and `recovery_steps` must be 0 or more, got {self.transfer_rows} and "
+                f"{self.recovery_steps}."
+            )
+        if (self.transfer_rows or self.recovery_steps) and not self.transfer_text:
+            raise ValueError("`transfer_rows` / `recovery_steps` need `transfer_text` (e.g. 'general').")
+
+
+@dataclass
+class DistillationArguments:
+    """How the student is trained against the teacher (every distillation step)."""
+
+    _argument_group_name = "distillation"  # the section of `--help` (HfArgumentParser)
+
+    batch_size: int = field(default=32, metadata={"help": "Training batch size of every step."})
+    learning_rate: float = field(default=1e-4, metadata={"help": "Student learning rate (both stages)."})
+    temperature: float = field(default=1.0, metadata={"help": "Prediction-stage temperature."})
+    prediction_loss: str = field(
+        default="soft_ce",
+        metadata={
+            "help": "Stage 2's loss on the teacher's logits: 'soft_ce' (TinyBERT's), 'kl' or 'mse' (on logits)."
+        },
+    )
+    prediction_intermediate_losses: bool = field(
+        default=False,
+        metadata={
+            "help": "Keep stage 1's losses (embedding, attention, hidden states) on in stage 2 beside the prediction "
+            "loss, so the student's layers stay anchored to the teacher's while its predictions are fitted; the "
+            "teacher then runs at every step instead of from cached logits."
+        },
+    )
+    l1_penalty: float = field(
+        default=0.0, metadata={"help": "L1 penalty on the student's attention and FFN weights (both stages)."}
+    )
+    l2_penalty: float = field(default=0.0, metadata={"help": "L2 penalty on the same weights in both stages."})
+
+
+@dataclass
+class StageArguments:
+    """The recipe's two TinyBERT stages, and the comparison baseline."""
+
+    _argument_group_name = "stages"  # the section of `--help` (HfArgumentParser)
+
+    intermediate_epochs: float = field(default=0.3, metadata={"help": "Stage 1 epochs (0 skips the stage)."})
+    prediction_epochs: float = field(default=1.0, metadata={"help": "Stage 2 epochs."})
+    baseline: bool = field(
+        default=False,
+        metadata={"help": "Also fine-tune the same student on hard labels only, for comparison (about 1.5 min more)."},
+    )
+
+
+@dataclass
+class DeploymentArguments:
+    """The int8 student and the speed measurement."""
+
+    _argument_group_name = "deployment"  # the section of `--help` (HfArgumentParser)
+
+    quantization_aware: bool = field(
+        default=False,
+        metadata={
+            "help": "Run stage 2 with fake-quantized linear layers and embeddings (ONNX Runtime's int8 scheme), so "
+            "the int8 student loses less than post-training quantization alone."
+        },
+    )
+    int8: bool = field(
+        default=True,
+        metadata={"help": "Write the int8 ONNX student next to the student (student-int8/) and add its report row."},
+    )
+    int8_per_channel: bool = field(default=False, metadata={"help": "int8 weight scales per output channel."})
+    int8_reduce_range: bool = field(
+        default=False, metadata={"help": "7-bit int8 weights (no int16 saturation on CPUs without VNNI)."}
+    )
+    speed_batch_size: int = field(default=32, metadata={"help": "Batch size of the throughput measurement."})
+    speed_seq_length: int = field(default=64, metadata={"help": "Sequence length of the speed measurement."})
+
+
+@dataclass
+class HubArguments:
+    """Publishing the student: Trainer's own Hub arguments."""
+
+    _argument_group_name = "hub"  # the section of `--help` (HfArgumentParser)
+
+    push_to_hub: bool = field(
+        default=False,
+        metadata={
+            "help": "Push the finished student (weights, config, code, tokenizer, card) to `hub_model_id`. The "
+            "repository is created, and the token checked, before any training."
+        },
+    )
+    hub_model_id: str | None = field(
+        default=None, metadata={"help": "Hub repository of the student (default: <your namespace>/<output_dir name>)."}
+    )
+    hub_strategy: str = field(
+        default="end",
+        metadata={
+            "help": "Trainer's hub_strategy for stage 2: 'end' pushes only the finished student; 'every_save', "
+            "'checkpoint' (adds last-checkpoint/) and 'all_checkpoints' also push stage 2's epochs while it trains."
+        },
+    )
+    hub_private_repo: bool = field(default=False, metadata={"help": "Create the Hub repository as private."})
+
+    def __post_init__(self):
+        if self.hub_strategy not in HUB_STRATEGIES:
+            raise ValueError(f"`hub_strategy` must be one of {', '.join(HUB_STRATEGIES)}, got {self.hub_strategy!r}.")
+
+
+GROUPS = (
+    OutputArguments,
+    RunRecordArguments,
+    CommonArguments,
+    DataArguments,
+    TeacherArguments,
+    StudentArguments,
+    PruningArguments,
+    AugmentationArguments,
+    TransferTextArguments,
+    DistillationArguments,
+    StageArguments,
+    DeploymentArguments,
+    HubArguments,
+)
+
+
+@dataclass
+class RecipeArguments(*reversed(GROUPS)):  # reversed: dataclass fields follow the bases from the last one
+    """Everything the recipe needs; each field is a `tinybert-hf distill --<field>` option, from the groups above.
+
+    The defaults are the README's main job, sized for about 15 minutes on a 2-core CPU, installation included
+    (teacher 1 epoch, a TinyBERT4 student pruned from it, 2.5k augmented rows, stage 1 for 0.3 epoch, stage 2 for 1
+    epoch). With a GPU, raise the epochs and `num_augmentations` (the paper: 20) and set `augment_fraction=1`.
+    """
+
+    def __post_init__(self):
+        for group in GROUPS:  # each group's own checks (a dataclass runs only the first __post_init__ it finds)
+            if "__post_init__" in vars(group):
+                group.__post_init__(self)
+
+    @classmethod
+    def from_groups(cls, *groups) -> RecipeArguments:
+        """One object from parsed groups (or filtered copies of them); options no group holds keep their defaults."""
+        values = {}
+        for group in groups:
+            values.update({item.name: getattr(group, item.name) for item in dataclasses.fields(group)})
+        return cls(**values)
+
+
+# ---- the other subcommands' own options ----------------------------------------------------------------------
+
+
+@dataclass
+class PruneArguments:
+    """What `tinybert-hf prune` removes; data, calibration and training options are the recipe's."""
+
+    model: str = field(metadata={"help": "Saved student (or any TinyBERT/BERT task model) to prune."})
+    head_ratio: float = field(default=0.0, metadata={"help": "Share of attention heads to remove, in [0, 1)."})
+    ffn_ratio: float = field(default=0.0, metadata={"help": "Share of FFN neurons to remove, in [0, 1)."})
+    allocation: str = field(
+        default="per_layer", metadata={"help": "'per_layer' (same share everywhere) or 'global' (layers differ)."}
+    )
+    target_layers: int | None = field(default=None, metadata={"help": "Target depth (instead of ratios)."})
+    target_hidden_size: int | None = field(default=None, metadata={"help": "Target width (instead of ratios)."})
+    target_heads: int | None = field(default=None, metadata={"help": "Target heads per layer (instead of ratios)."})
+    target_intermediate_size: int | None = field(default=None, metadata={"help": "Target FFN width."})
+    recovery_epochs: float = field(
+        default=0.0, metadata={"help": "Epochs of recovery distillation after pruning (0: none)."}
+    )
+
+
+@dataclass
+class SparsifyArguments:
+    """What `tinybert-hf sparsify` zeroes; data options are the recipe's (for the dev/test metrics)."""
+
+    model: str = field(metadata={"help": "Saved student to sparsify (read only)."})
+    sparsity: float = field(default=0.5, metadata={"help": "Share of the attention/FFN weights set to zero."})
+    scope: str = field(
+        default="global", metadata={"help": "'global' (one magnitude threshold) or 'per_layer' (same share each)."}
+    )
+
+
+@dataclass
+class QuantizeArguments:
+    """What `tinybert-hf quantize` reads, writes and how it quantizes."""
+
+    model: str = field(metadata={"help": "Saved student directory (PyTorch weights) to quantize."})
+    output_dir: str | None = field(
+        default=None, metadata={"help": "Where the int8 model goes (default: <model>-int8 next to the student)."}
+    )
+    per_channel: bool = field(
+        default=False, metadata={"help": "One weight scale per output channel instead of per tensor."}
+    )
+    reduce_range: bool = field(
+        default=False, metadata={"help": "7-bit weights: avoids saturation on CPUs without VNNI, can cost accuracy."}
+    )
+    op_types: str = field(
+        default=",".join(DEFAULT_INT8_OP_TYPES),
+        metadata={"help": "Comma-separated ONNX operators to quantize (Gather = embedding tables)."},
+    )
+    fuse: bool = field(
+        default=True, metadata={"help": "Fuse the fp32 graph with ONNX Runtime's BERT optimizer first."}
+    )
+    opset_version: int = field(default=18, metadata={"help": "ONNX opset of the exported graph."})
+
+
+@dataclass
+class PushArguments:
+    model: str = field(metadata={"help": "Saved student directory to push (read only)."})
+    repo_id: str = field(metadata={"help": "Hub repository, e.g. 'my-org/tinybert4-sst2' (created if missing)."})
+    private: bool = field(default=False, metadata={"help": "Create the repository as private."})
+    revision: str | None = field(default=None, metadata={"help": "Branch to commit to (default: main)."})
+    commit_message: str | None = field(default=None, metadata={"help": "Commit message."})
+    create_pr: bool = field(default=False, metadata={"help": "Open a pull request instead of committing to main."})
+
+
+@dataclass
+class EvaluateArguments:
+    model: str = field(metadata={"help": "Saved model directory or Hub id to evaluate."})
+
+
+@dataclass
+class CardArguments:
+    model: str = field(metadata={"help": "Student directory written by the recipe (holds tinybert_results.json)."})
+    repo_id: str | None = field(default=None, metadata={"help": "Hub repository named in the loading examples."})
+
+
+@dataclass
+class ExportArguments:
+    model: str = field(metadata={"help": "Saved student directory to export (read only)."})
+    output_dir: str | None = field(
+        default=None, metadata={"help": "Where the ONNX model goes (default: <model>-onnx)."}
+    )
+    opset_version: int = field(default=18, metadata={"help": "ONNX opset of the graph."})
