@@ -2,6 +2,7 @@
 
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -13,6 +14,10 @@ from huggingface_hub import ModelCard
 from huggingface_hub.repocard_data import model_index_to_eval_results
 from transformers import AutoModelForSequenceClassification, AutoModelForTokenClassification, BertModel, pipeline
 
+from tinybert_hf import cli as cli_module
+from tinybert_hf.arguments import RecipeArguments
+from tinybert_hf.cli import COMMANDS
+from tinybert_hf.errors import BadInputError
 from tinybert_hf.hub import student_files
 from tinybert_hf.onnx_model import onnx_pipeline
 
@@ -35,6 +40,11 @@ def run(arguments: list[str], timeout: int = 600, hub: str | None = None) -> sub
     result = subprocess.run([*cli(), *arguments], env=env, capture_output=True, text=True, timeout=timeout)
     assert result.returncode == 0, result.stderr[-4000:]
     return result
+
+
+def scores_of(evaluated: subprocess.CompletedProcess) -> dict:
+    """What `evaluate` printed (DeepSpeed, when installed, logs a line to stdout as it is imported)."""
+    return json.loads(evaluated.stdout[evaluated.stdout.index("{") :])
 
 
 PRINT_LOGITS = """
@@ -86,6 +96,10 @@ def assert_card_is_real(path: Path, results: dict) -> str:
     assert {"tinybert", "knowledge-distillation"} <= set(metadata["tags"])
     assert metadata["library_name"] == "transformers" and metadata["pipeline_tag"] == "text-classification"
     _, evaluations = model_index_to_eval_results(metadata["model-index"])  # raises on malformed model-index
+    train_file = results["settings"].get("train_file")
+    if train_file:  # the card names the files used, never the embedded default it was not distilled on
+        assert "rotten_tomatoes" not in text
+        assert {e.dataset_name for e in evaluations} == {f"{Path(train_file).name} (local files)"}
     assert {e.metric_type: e.metric_value for e in evaluations} == {
         "accuracy": round(student["test"]["accuracy"], 4),
         "f1": round(student["test"]["f1"], 4),
@@ -111,6 +125,18 @@ def test_distill_runs_the_recipe_pushes_and_resumes_finished_steps(tmp_path, bac
     hub_options = ["--push_to_hub", "--hub_model_id", repo_id, "--hub_strategy", "every_save"]
     first = run([*arguments, *hub_options], hub=hub_servers.upload_endpoint)
     assert "student (distilled)" in first.stdout and "student (fine-tuned, no teacher)" in first.stdout
+    # it ends with where everything is, and says nothing a user need not act on
+    student_dir, int8_dir = output / "student", output / "student-int8"
+    assert first.stdout.rstrip().splitlines()[-5:] == [
+        f"Saved in {output}:",
+        f'  student       {student_dir}  (`AutoModelForSequenceClassification.from_pretrained("{student_dir}")`, '
+        "or `pipeline`; its model card is README.md there)",
+        f'  int8 student  {int8_dir}  (`tinybert_hf.onnx_model.onnx_pipeline("{int8_dir}")`)',
+        f"  results       {output / 'results.json'} (every figure and setting), {output / 'results.png'} (the chart)",
+        f"  pushed to     the Hub repository {repo_id}",
+    ]
+    for noise in ("pin_memory", "LOAD REPORT", "MISSING", "torchvision", "[torch.onnx]", "LeafSpec", "axis name"):
+        assert noise not in first.stdout + first.stderr, noise
     assert TOKEN not in first.stdout + first.stderr
     results = json.loads((output / "results.json").read_text())
     assert results["splits"] == {"train": 96, "validation": 32, "test": 32}
@@ -198,6 +224,34 @@ def test_distill_runs_the_recipe_pushes_and_resumes_finished_steps(tmp_path, bac
         assert (compressed / directory / "tokenizer.json").is_file() and (
             compressed / directory / "pruning.json"
         ).is_file()
+
+    # Without data options, `prune` and `evaluate` use the data the student's run recorded, never the embedded
+    # default; every setting that changes a pruning result is in pruning.json.
+    subset = tmp_path / "subset"
+    pruning = run(["prune", "--model", str(output / "student"), "--output_dir", str(subset), "--head_ratio", "0.5",
+                   "--max_train_samples", "40", "--calibration_samples", "16"])  # fmt: skip
+    assert f"Data: the data {output / 'student'}'s run recorded (--train_file {tmp_path / 'train.csv'})" in (
+        pruning.stderr
+    )
+    record = json.loads((subset / "pruning.json").read_text())
+    assert record["settings"]["max_train_samples"] == 40 and record["settings"]["calibration_samples"] == 16
+    assert record["data"]["train_file"] == str(tmp_path / "train.csv") and record["data"]["text_column"] == "sentence"
+    recorded = scores_of(run(["evaluate", "--model", str(output / "student")]))
+    assert recorded["test"]["accuracy"] == student["test"]["accuracy"]
+    assert recorded["data"].startswith(f"the data {output / 'student'}'s run recorded")
+    evaluate_test = ["evaluate", "--model", str(output / "student"), "--test_file", str(tmp_path / "test.csv")]
+    test_only = scores_of(run([*evaluate_test, "--text_column", "sentence", "--label_column", "sentiment"]))
+    assert set(test_only) == {"data", "test"} and test_only["test"]["accuracy"] == student["test"]["accuracy"]
+    pruned_scores = scores_of(run(["evaluate", "--model", str(subset / "pruned")]))
+    assert pruned_scores["test"]["accuracy"] == record["models"]["pruned"]["test"]["accuracy"]
+    (tmp_path / "three.csv").write_text("sentence,sentiment\ngood,positive\nbad,negative\nso so,neutral\n")
+    refused = subprocess.run(
+        [*cli(), "evaluate", "--model", str(output / "student"), "--test_file", str(tmp_path / "three.csv"),
+         "--text_column", "sentence", "--label_column", "sentiment"],
+        env=offline_env(), capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert refused.returncode == 1 and "Traceback" not in refused.stderr
+    assert "data has labels the model does not predict: ['neutral']" in refused.stderr.strip().splitlines()[-1]
 
 
 def test_token_classification_and_evaluate(tmp_path, backbone):
@@ -301,10 +355,78 @@ def test_transfer_text_recovery_and_heldout_sets(tmp_path, backbone):
     )  # fmt: skip
     assert refused.returncode == 1 and "Traceback" not in refused.stderr
     assert "labels the training data does not have: ['neg', 'pos']" in refused.stderr
-    assert "--eval_label_map" in refused.stderr and not (fresh / "teacher").exists()
+    assert "--eval_label_map" in refused.stderr and not fresh.exists()
 
 
 def test_unknown_command_is_an_error():
     result = subprocess.run([*cli(), "shrink"], capture_output=True, text=True, env={**os.environ,
                             "PYTHONPATH": str(ROOT)})  # fmt: skip
-    assert result.returncode == 2 and "Unknown command 'shrink'" in result.stderr
+    assert result.returncode == 2
+    assert result.stderr.strip().splitlines()[-1].startswith("tinybert-hf: unknown command 'shrink'; choose one of")
+
+
+def help_of(*arguments: str) -> str:
+    result = subprocess.run([*cli(), *arguments, "--help"], capture_output=True, text=True, env=offline_env())
+    assert result.returncode == 0, result.stderr[-2000:]
+    return result.stdout
+
+
+def test_help_is_plain_text_and_each_command_lists_only_its_own_options():
+    overview = help_of()
+    assert overview.startswith("usage: tinybert-hf <command> [options]")
+    for leftover in ("```", "[`", "`]"):  # Markdown and doc syntax belong to the docs, not the terminal
+        assert leftover not in overview
+    for command in COMMANDS:
+        assert f"\n  {command} " in overview, command
+    distill = help_of("distill")
+    assert distill.startswith("usage: tinybert-hf distill [-h]") and "`" not in distill
+    for option in ("--num_augmentations", "--push_to_hub", "--int8_per_channel", "--eval_files", "--transfer_rows"):
+        assert option in distill, option
+    # HfArgumentParser gives --no_<flag> the help of --<flag>; ours says what it does
+    assert re.search(r"--no_augment, --no-augment\s+Turn off --augment", distill)
+    evaluate = help_of("evaluate")
+    assert evaluate.startswith("usage: tinybert-hf evaluate [-h] --model MODEL")
+    for option in ("--num_augmentations", "--push_to_hub", "--int8", "--teacher_epochs", "--student_init"):
+        assert option not in evaluate, option
+    assert "--eval_files" in evaluate and "the data the model's run recorded" in evaluate
+    prune = help_of("prune")
+    assert "skips teacher fine-tuning" not in prune
+    assert re.search(r"--teacher TEACHER\s+Teacher of the recovery distillation", prune)
+    for option in ("--num_augmentations", "--push_to_hub", "--eval_files", "--baseline"):
+        assert option not in prune, option
+    assert "Turn off --fuse" in help_of("quantize")
+
+
+def test_each_command_parses_into_the_arguments_its_steps_take():
+    (defaults,) = cli_module._parse("distill", [])
+    assert defaults == RecipeArguments()  # the groups together are the recipe's arguments, defaults included
+    prune, arguments = cli_module._parse("prune", ["--model", "m", "--teacher", "t", "--max_train_samples", "40"])
+    assert prune.model == "m" and (arguments.teacher, arguments.max_train_samples) == ("t", 40)
+    with pytest.raises(BadInputError, match=r"`tinybert-hf evaluate` does not take --num_augmentations;"):
+        cli_module._parse("evaluate", ["--model", "m", "--num_augmentations", "3"])
+    with pytest.raises(BadInputError, match=r"does not take --max_lenght \(did you mean --max_length\?\)"):
+        cli_module._parse("distill", ["--max_lenght", "3"])
+    with pytest.raises(BadInputError, match=r"`augment_fraction` must be in \[0, 1\], got 2.0"):
+        cli_module._parse("distill", ["--augment_fraction", "2"])
+
+
+HELP_IMPORTS = """
+import sys
+sys.argv = ["tinybert-hf", *sys.argv[1:]]  # as the console script starts
+from tinybert_hf.cli import main
+try:
+    main()
+except SystemExit:  # argparse ends a command's --help with SystemExit(0)
+    pass
+print(sorted(name for name in ("torch", "transformers", "datasets") if name in sys.modules))
+"""
+
+
+@pytest.mark.parametrize("command", [[], ["distill"], ["evaluate"], ["prune"], ["quantize"]])
+def test_help_imports_neither_torch_nor_transformers(command):
+    # what keeps `--help` well under a second (benchmarks/cli_help.py measures it)
+    result = subprocess.run(
+        [sys.executable, "-c", HELP_IMPORTS, *command, "--help"], capture_output=True, text=True, env=offline_env()
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "usage: tinybert-hf" in result.stdout and result.stdout.strip().splitlines()[-1] == "[]"

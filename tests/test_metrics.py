@@ -1,7 +1,11 @@
 """Offline metrics: accuracy/macro-F1 and entity-level F1 with seqeval's default (conlleval) span rules."""
 
-import pytest
+import time
 
+import pytest
+import torch
+
+from tinybert_hf.measure import compare_speed, speed_noise
 from tinybert_hf.metrics import accuracy_and_f1, entity_f1, entity_spans
 
 
@@ -35,3 +39,28 @@ def test_entity_f1_counts_exact_type_and_boundaries():
     # predicted: per(0,1) x, loc ok, org ok, org(1,2) x -> precision 2/4; actual 3 -> recall 2/3
     assert entity_f1(predictions, references) == {"precision": 0.5, "recall": 0.6667, "f1": 0.5714}
     assert entity_f1([["O"]], [["O"]]) == {"precision": 0.0, "recall": 0.0, "f1": 0.0}
+
+
+def test_a_speed_measurement_on_a_busy_machine_is_flagged():
+    quiet = {"teacher": {"spread": 0.04}, "student": {"spread": 0.1}}
+    assert speed_noise(quiet, load_average=1.2, cpus=2) is None
+    busy = {"teacher": {"spread": 0.04}, "student": {"spread": 0.6}}
+    assert speed_noise(busy, load_average=1.2, cpus=2) == "repeats of one measurement differ by up to 60% (student)"
+    assert speed_noise(quiet, load_average=3.5, cpus=2) == "load average 3.5 on 2 cores"
+
+
+def test_compare_speed_reports_the_spread_of_its_repeats():
+    class Sleeper(torch.nn.Module):  # each call takes 1 ms more than the last: a known spread
+        def __init__(self):
+            super().__init__()
+            self.calls = 0
+
+        def forward(self, input_ids):
+            if input_ids.shape[0] > 1:  # only the batch calls are the throughput repeats
+                self.calls += 1
+                time.sleep(0.005 * self.calls)
+
+    batch, single = {"input_ids": torch.zeros(4, 2)}, {"input_ids": torch.zeros(1, 2)}
+    speed = compare_speed({"sleeper": Sleeper()}, batch, single, repeats=3)
+    # batch calls 2, 3, 4 after the warm-up: (20 - 10) / 15 ms, give or take the clock
+    assert speed["sleeper"]["spread"] == pytest.approx(2 / 3, abs=0.25)

@@ -29,7 +29,7 @@ from .hub_servers import TOKEN
 
 ROOT = Path(__file__).resolve().parent.parent
 README = ROOT / "README.md"
-MAIN_JOB_OUTPUTS = "outputs/tinybert/"  # a block naming this runs after the main job
+MAIN_JOB_OUTPUTS = "outputs/tinybert/student"  # a block naming it (or student-int8) runs after the main job
 HUB_REPO = "my-org/tinybert4-rt"  # the repository the README's Hub blocks push to and load from
 # The fence languages the README may use. A block under another name (```py, ```python3) would escape the runner;
 # add it here and to PYTHON_LANGUAGES if it is Python.
@@ -45,6 +45,7 @@ BLOCK_TIMEOUT_S = 300
 @dataclass(frozen=True)
 class Block:
     line: int  # README line of the first line of code (1-based)
+    section: str  # the heading above it
     language: str
     code: str  # dedented: a block inside a list item runs as the user pastes it
 
@@ -54,13 +55,15 @@ class Block:
 
     @property
     def id(self) -> str:
-        return f"L{self.line}:{self.first_line[:60]}"
+        return f"L{self.line} {self.section}"
 
 
 def fenced_blocks(text: str) -> list[Block]:
     """Every fenced block of `text`, indented ones (inside list items) included."""
-    blocks, lines, index = [], text.splitlines(), 0
+    blocks, lines, index, section = [], text.splitlines(), 0, ""
     while index < len(lines):
+        heading = re.match(r"^#+ (?P<title>.+)$", lines[index])  # outside fences only: fenced lines are read below
+        section = heading["title"] if heading else section
         opening = re.match(r"^(?P<indent> *)```(?P<language>[^`\s]*)\s*$", lines[index])
         index += 1
         if opening is None:
@@ -72,7 +75,7 @@ def fenced_blocks(text: str) -> list[Block]:
         if index == len(lines):
             raise ValueError(f"README.md line {start}: the fence opened there is never closed.")
         index += 1  # the closing fence
-        blocks.append(Block(start + 1, opening["language"], textwrap.dedent("\n".join(body)) + "\n"))
+        blocks.append(Block(start + 1, section, opening["language"], textwrap.dedent("\n".join(body)) + "\n"))
     return blocks
 
 

@@ -150,7 +150,9 @@ def test_a_recipe_killed_at_every_stage_resumes_to_the_same_student(tmp_path, ti
 
     assert (output / "student_intermediate" / "model.safetensors").stat().st_mtime_ns == stage_one  # not redone
     for step in ("teacher", "student_intermediate", "student"):
-        assert_same_weights(tmp_path / "reference" / step, output / step, projections=step != "teacher")
+        # stage 1's student keeps the distillation projection for stage 2; the shipped student does not carry it
+        assert_same_weights(tmp_path / "reference" / step, output / step, projections=step == "student_intermediate")
+    assert not any(key.startswith("bert.fit_dense") for key in load_file(output / "student" / "model.safetensors"))
     assert not checkpoints.exists()  # a finished step's checkpoints served only resuming
     # the caches the killed runs completed were reused (same names as the reference's: nothing computed twice under
     # another name) and nothing half-written was left or read
@@ -167,3 +169,41 @@ def test_a_recipe_killed_at_every_stage_resumes_to_the_same_student(tmp_path, ti
         for run in (first, second)
     ]
     assert scores[0] == scores[1]
+
+
+def stop_when(command: list[str], condition, stop: signal.Signals) -> subprocess.CompletedProcess:
+    """Run `command`, send it `stop` as soon as `condition()` holds, and return how it ended."""
+    process = subprocess.Popen(command, env=offline_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        while process.poll() is None and not condition():
+            time.sleep(0.02)
+        assert process.poll() is None, "the run ended before the condition held"
+        process.send_signal(stop)
+        stdout, stderr = process.communicate(timeout=120)
+    finally:
+        process.kill()
+    return subprocess.CompletedProcess(command, process.returncode, stdout, stderr)
+
+
+def test_ctrl_c_and_sigterm_say_in_one_line_what_was_kept_and_how_to_resume(tmp_path, tiny_tokenizer):
+    torch.manual_seed(0)
+    BertModel(tiny_bert_config()).save_pretrained(tmp_path / "backbone")
+    tiny_tokenizer.save_pretrained(tmp_path / "backbone")
+    for split, count in (("train", 96), ("dev", 32), ("test", 32)):
+        lines = ["sentence,sentiment"] + [f"{text},{label}" for text, label in sentences(count, seed=len(split))]
+        (tmp_path / f"{split}.csv").write_text("\n".join(lines) + "\n", encoding="utf-8")
+    output = tmp_path / "run"
+    command = distil_command(tmp_path, output)
+    teacher_checkpoints = output / "checkpoints" / "teacher"
+    interrupted = stop_when(command, lambda: any(teacher_checkpoints.glob("checkpoint-*/trainer_state.json")),
+                            signal.SIGINT)  # fmt: skip
+    assert interrupted.returncode == 130 and "Traceback" not in interrupted.stderr
+    last = interrupted.stderr.strip().splitlines()[-1]
+    assert last.startswith(f"tinybert-hf distill: stopped by Ctrl-C; kept {teacher_checkpoints}/checkpoint-"), last
+    assert last.endswith("of teacher.") and "Run the same command again to resume from checkpoint-" in last
+
+    terminated = stop_when(command, lambda: (output / "teacher" / "stage_done.json").is_file(), signal.SIGTERM)
+    assert terminated.returncode == 143 and "Traceback" not in terminated.stderr
+    last = terminated.stderr.strip().splitlines()[-1]
+    assert last.startswith(f"tinybert-hf distill: stopped by SIGTERM; kept {output / 'teacher/'}"), last
+    assert "Run the same command again to" in last

@@ -57,6 +57,30 @@ def compare_speed(
         name: {
             "throughput": rows * len(elapsed[name]) / sum(elapsed[name]),
             "latency_ms": 1000 * statistics.median(latency[name]),
+            # how far apart the repeats of one measurement are: a quiet machine repeats within a few percent
+            "spread": (max(elapsed[name]) - min(elapsed[name])) / statistics.median(elapsed[name]),
         }
         for name in models
     }
+
+
+NOISY_SPREAD = 0.25  # repeats of one batch further apart than this (relative to their median): not a quiet machine
+
+
+def speed_noise(speed: dict[str, dict[str, float]], load_average: float, cpus: int) -> str | None:
+    r"""
+    Why the figures of [`compare_speed`] cannot be trusted, or `None` on a quiet machine: repeats that spread by
+    more than `NOISY_SPREAD`, or a load average above the machine's cores (other work competed for them).
+
+    Args:
+        speed: what [`compare_speed`] returned.
+        load_average (`float`): the 1-minute load average while it ran (`os.getloadavg()[0]`).
+        cpus (`int`): the machine's cores.
+    """
+    name, worst = max(((name, entry["spread"]) for name, entry in speed.items()), key=lambda item: item[1])
+    reasons = []
+    if worst > NOISY_SPREAD:
+        reasons.append(f"repeats of one measurement differ by up to {100 * worst:.0f}% ({name})")
+    if load_average > cpus:
+        reasons.append(f"load average {load_average:.1f} on {cpus} cores")
+    return "; ".join(reasons) or None

@@ -13,6 +13,7 @@ from pathlib import Path
 
 from huggingface_hub import EvalResult, ModelCard, ModelCardData
 
+from .data import TEXT_FILE_BUILDERS
 from .report import quality_keys
 
 TEMPLATE_NAME = "tinybert_student.md"
@@ -70,6 +71,14 @@ def render_model_card(results: dict, repo_id: str | None = None) -> ModelCard:
     first, second = quality_keys(results)
     text_task = settings["task"] == "text-classification"
     dataset = settings.get("dataset") or ("rotten_tomatoes_snippets" if text_task else "ner_tweets")
+    dataset_type, dataset_name = dataset, dataset
+    if settings.get("train_file") and not settings.get(
+        "dataset"
+    ):  # local files: named as they are, never as a default
+        train_file = Path(settings["train_file"])
+        dataset = train_file.stem
+        dataset_type = TEXT_FILE_BUILDERS.get(train_file.suffix.lower(), "json")  # what `load_dataset` reads them with
+        dataset_name = f"{train_file.name} (local files)"
     repo_id = repo_id or f"tinybert-{student['shape']}-{dataset.replace('/', '-')}"
     model_name = repo_id.split("/")[-1]
 
@@ -83,8 +92,8 @@ def render_model_card(results: dict, repo_id: str | None = None) -> ModelCard:
         eval_results=[
             EvalResult(
                 task_type="text-classification" if text_task else "token-classification",
-                dataset_type=dataset,
-                dataset_name=dataset,
+                dataset_type=dataset_type,
+                dataset_name=dataset_name,
                 dataset_config=settings.get("dataset_config"),
                 dataset_split="test",
                 metric_type=key,

@@ -20,9 +20,12 @@ output_dir/
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import json
+import logging as python_logging
 import shutil
+import warnings
 from pathlib import Path
 
 import torch
@@ -88,7 +91,7 @@ def export_onnx(model: PreTrainedModel, path: str | Path, opset_version: int = 1
     output_name = "logits" if hasattr(model, "classifier") or hasattr(model, "cls") else "last_hidden_state"
     partial = path.with_suffix(".onnx.partial")
     try:
-        with torch.no_grad():
+        with torch.no_grad(), _quiet_exporter():
             torch.onnx.export(
                 wrapper,
                 tuple(example[name] for name in INPUT_NAMES),
@@ -99,6 +102,7 @@ def export_onnx(model: PreTrainedModel, path: str | Path, opset_version: int = 1
                 opset_version=opset_version,
                 dynamo=True,
                 external_data=False,
+                verbose=False,  # its step-by-step progress lines
             )
     except Exception as error:
         partial.unlink(missing_ok=True)
@@ -282,6 +286,23 @@ def _check_inputs(vocab_size: int, shapes) -> list[dict[str, torch.Tensor]]:
         token_type_ids = torch.zeros_like(input_ids)
         batches.append({"input_ids": input_ids, "attention_mask": attention_mask, "token_type_ids": token_type_ids})
     return batches
+
+
+@contextlib.contextmanager
+def _quiet_exporter():
+    """Silence what torch's exporter says about itself on every export and that asks nothing of the user: the
+    torchvision operators it skips registering, its own deprecation warnings, and that the batch and sequence axes
+    keep their names. Real failures still raise."""
+    registration = python_logging.getLogger("torch.onnx._internal.exporter._registration")
+    level = registration.level
+    registration.setLevel(python_logging.ERROR)
+    try:
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message=r".*LeafSpec.*is deprecated", category=FutureWarning)
+            warnings.filterwarnings("ignore", message=r"# The axis name: .* will not be used", category=UserWarning)
+            yield
+    finally:
+        registration.setLevel(level)
 
 
 __all__ = ["export_onnx", "export_saved_model", "inference_session", "load_task_model", "sibling_directory"]

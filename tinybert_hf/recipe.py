@@ -28,7 +28,7 @@ import contextlib
 import json
 import shutil
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
@@ -46,26 +46,31 @@ from transformers import (
     TrainingArguments,
     set_seed,
 )
-from transformers.trainer_utils import HubStrategy
 from transformers.utils import logging
 
+from .arguments import STUDENT_INITS, TEXT_TASK, TOKEN_TASK, RecipeArguments
 from .atomic import atomic_directory, last_complete_checkpoint, write_text
 from .augmentation import AugmentationConfig, TinyBertAugmenter, load_word_vectors
 from .configuration_tinybert import TinyBertConfig
-from .data import SPLITS, eval_set_name, load_eval_set, load_task_dataset, parse_label_map
+from .data import SPLITS, eval_set_name, load_eval_set, load_task_splits, parse_label_map
 from .embedded import packaged_teacher_path
 from .errors import BadInputError, OutputDirectoryError
 from .fake_quant import add_fake_quantization, remove_fake_quantization
 from .measure import parameter_count
 from .metrics import accuracy_and_f1, entity_f1
 from .model_card import RESULTS_NAME, card_was_edited, write_model_card
-from .modeling_tinybert import TinyBertForSequenceClassification, TinyBertForTokenClassification
+from .modeling_tinybert import (
+    TinyBertForSequenceClassification,
+    TinyBertForTokenClassification,
+    TinyBertPreTrainedModel,
+)
 from .pruning import calibration_batches, prune
 from .safe_loading import load_pretrained
+from .saved_model_data import load_data_for_model
 from .student_init import student_from_teacher_layers, uniform_layer_subset
 from .teacher_cache import add_teacher_logits
 from .trainer import STAGE_WEIGHTS, DistillationTrainer, DistillationTrainingArguments, check_same_vocabulary
-from .transfer_text import GENERAL, load_transfer_text, mix_transfer_rows
+from .transfer_text import load_transfer_text, mix_transfer_rows
 
 logger = logging.get_logger(__name__)
 
@@ -82,259 +87,8 @@ SETTINGS_OUTSIDE_MODELS = (
     "hub_model_id", "hub_strategy", "hub_private_repo", "speed_batch_size", "speed_seq_length",
     "eval_files", "eval_label_map", "eval_max_length",
 )  # fmt: skip
-HUB_STRATEGIES = tuple(strategy.value for strategy in HubStrategy)  # end, every_save, checkpoint, all_checkpoints
-TEXT_TASK, TOKEN_TASK = "text-classification", "token-classification"
-STUDENT_INITS = ("pruned-teacher", "layer-subset", "random")
 # the teachers the recipe's students are cut from or copy layers of: BERT's parameter layout
 RECIPE_TEACHER_TYPES = ("bert", "tinybert")
-# Names used by earlier versions (results.json of older runs); a bare path is read as 'general:<path>'.
-STUDENT_INIT_ALIASES = {"teacher_layers": "layer-subset"}
-
-
-@dataclass
-class RecipeArguments:
-    """Everything the recipe needs; each field is a `tinybert-hf distill --<field>` option.
-
-    The defaults are the README's main job, sized for about 15 minutes on a 2-core CPU, installation included
-    (teacher 1 epoch, a TinyBERT4 student pruned from it, 2.5k augmented rows, stage 1 for 0.3 epoch, stage 2 for 1
-    epoch). With a GPU, raise the epochs and `num_augmentations` (the paper: 20) and set `augment_fraction=1`.
-    """
-
-    output_dir: str = field(default="outputs/tinybert", metadata={"help": "Where every step writes its output."})
-    overwrite_output_dir: bool = field(
-        default=False,
-        metadata={
-            "help": "Start over in an output directory that holds another run (other settings) or another model: "
-            "the recipe's own outputs there are deleted first. Without it such a directory is refused."
-        },
-    )
-    save_steps: int | None = field(
-        default=None,
-        metadata={
-            "help": "Checkpoint (and evaluate, for the best-model choice) every this many steps instead of every "
-            "epoch, so a killed run resumes with less lost work."
-        },
-    )
-    allow_pickle: bool = field(
-        default=False,
-        metadata={
-            "help": "Also load models whose weights exist only as pickles (pytorch_model.bin), which can run code "
-            "when loaded; only for files you trust. Default: safetensors only."
-        },
-    )
-    task: str = field(default=TEXT_TASK, metadata={"help": "'text-classification' or 'token-classification'."})
-    # data
-    dataset: str | None = field(
-        default=None,
-        metadata={
-            "help": "Embedded 'rotten_tomatoes_snippets' / 'ner_tweets' (the defaults), or a Hub id ('glue', "
-            "'rotten_tomatoes'). Leave unset with --train_file."
-        },
-    )
-    dataset_config: str | None = field(default=None, metadata={"help": "Hub configuration, e.g. 'sst2' of 'glue'."})
-    train_file: str | None = field(default=None, metadata={"help": "Local CSV/TSV/JSON/JSONL/parquet training data."})
-    validation_file: str | None = field(default=None, metadata={"help": "Local dev data (else cut from train)."})
-    test_file: str | None = field(default=None, metadata={"help": "Local test data (else cut from train)."})
-    text_column: str = field(default="text", metadata={"help": "Text column (tokens column for NER)."})
-    text_pair_column: str | None = field(default=None, metadata={"help": "Second sentence of pair tasks."})
-    label_column: str = field(default="label", metadata={"help": "Label column (tag column for NER)."})
-    max_length: int = field(default=64, metadata={"help": "Tokens per example (longer ones are truncated)."})
-    max_train_samples: int | None = field(default=None, metadata={"help": "Use only this many training rows."})
-    eval_files: list[str] = field(
-        default_factory=list,
-        metadata={
-            "help": "Extra labelled sets every model is also scored on, as accuracy on data the student was not "
-            "distilled on: `name=path` entries (CSV/TSV/JSON/JSONL/parquet files, or data sets whose test split is "
-            "used) with the training data's columns and labels. They are only measured, never trained or selected on."
-        },
-    )
-    eval_label_map: str | None = field(
-        default=None,
-        metadata={
-            "help": "Rename the eval files' labels to the training data's, e.g. 'negative=rotten,positive=fresh'."
-        },
-    )
-    eval_max_length: int = field(
-        default=128, metadata={"help": "Tokens per example of the eval files (held-out text is often longer)."}
-    )
-    # teacher
-    teacher: str | None = field(
-        default=None, metadata={"help": "An already fine-tuned teacher (path or Hub id); skips teacher fine-tuning."}
-    )
-    teacher_backbone: str | None = field(
-        default=None, metadata={"help": "Pretrained encoder to fine-tune into the teacher; default: packaged MiniLM."}
-    )
-    teacher_epochs: float = field(default=1.0, metadata={"help": "Teacher fine-tuning epochs."})
-    teacher_learning_rate: float = field(default=1e-4, metadata={"help": "Teacher fine-tuning learning rate."})
-    # student
-    student_init: str = field(
-        default="pruned-teacher",
-        metadata={
-            "help": "'pruned-teacher' (the default: cut from the teacher to the student shape by structured pruning), "
-            "'layer-subset' (the teacher's embeddings and uniformly chosen layers, the teacher's width), 'random' "
-            "(the student shape, random weights) or 'general:<path>' (a general-distilled student)."
-        },
-    )
-    student_layers: int = field(default=4, metadata={"help": "Student depth."})
-    student_hidden_size: int = field(default=312, metadata={"help": "Width of a 'pruned-teacher'/'random' student."})
-    student_attention_heads: int = field(
-        default=12, metadata={"help": "Heads per layer of a 'pruned-teacher'/'random' student."}
-    )
-    student_intermediate_size: int = field(
-        default=1200, metadata={"help": "FFN width of a 'pruned-teacher'/'random' student."}
-    )
-    pruning_importance: str = field(
-        default="taylor",
-        metadata={
-            "help": "How pruning ranks structures: 'taylor' (the default, best measured: see the README), "
-            "'activation' or 'magnitude'."
-        },
-    )
-    layer_selection: str = field(
-        default="uniform", metadata={"help": "How 'pruned-teacher' picks layers: 'uniform' or 'importance'."}
-    )
-    calibration_samples: int = field(
-        default=512, metadata={"help": "Training rows the pruning importance is measured on."}
-    )
-    # augmentation
-    augment: bool = field(default=True, metadata={"help": "Add TinyBERT-augmented copies of the training text."})
-    num_augmentations: int = field(
-        default=1, metadata={"help": "Variants per example (N_a; the paper: 20, days of CPU on 10k rows)."}
-    )
-    augment_fraction: float = field(
-        default=0.25, metadata={"help": "Share of training rows that get variants (a budget knob on CPU)."}
-    )
-    replace_probability: float = field(default=0.4, metadata={"help": "Chance to replace each word (p_t)."})
-    top_k: int = field(default=15, metadata={"help": "Candidates per word (K)."})
-    masked_lm: str | None = field(
-        default=None,
-        metadata={
-            "help": "English masked LM for candidates (e.g. bert-base-uncased); unset: neighbours in the "
-            "teacher's input embeddings (offline fallback, logged)."
-        },
-    )
-    word_vectors: str | None = field(default=None, metadata={"help": "GloVe-format file for multi-piece words."})
-    # transfer text: unlabelled text the student learns the teacher's predictions on, beyond the labelled rows
-    transfer_text: list[str] = field(
-        default_factory=lambda: [GENERAL],
-        metadata={
-            "help": "Unlabelled text for transfer: 'general' (the packaged news articles and health tweets, "
-            "offline) and/or your own in-domain text without labels (.txt one per line, a glob, .csv/.jsonl with a "
-            "`text` column, or a Hub data set id), split into snippets."
-        },
-    )
-    transfer_rows: int = field(
-        default=0,
-        metadata={
-            "help": "Snippets of `transfer_text` that stage 2 also learns the teacher's soft labels on (its logits "
-            "are cached on disk); 0 turns transfer off."
-        },
-    )
-    transfer_in_intermediate: bool = field(
-        default=False, metadata={"help": "Also add the transfer snippets to stage 1's rows (intermediate layers)."}
-    )
-    transfer_max_length: int = field(default=128, metadata={"help": "Tokens per transfer snippet."})
-    recovery_steps: int = field(
-        default=0,
-        metadata={
-            "help": "Before the task stages, distil the student's intermediate layers on the transfer text for this "
-            "many steps (recovery of the cut layers' general features, for a 'pruned-teacher' student); 0 skips it."
-        },
-    )
-    # distillation
-    intermediate_epochs: float = field(default=0.3, metadata={"help": "Stage 1 epochs (0 skips the stage)."})
-    prediction_epochs: float = field(default=1.0, metadata={"help": "Stage 2 epochs."})
-    learning_rate: float = field(default=1e-4, metadata={"help": "Student learning rate (both stages)."})
-    temperature: float = field(default=1.0, metadata={"help": "Prediction-stage temperature."})
-    prediction_loss: str = field(
-        default="soft_ce",
-        metadata={
-            "help": "Stage 2's loss on the teacher's logits: 'soft_ce' (TinyBERT's), 'kl' or 'mse' (on logits)."
-        },
-    )
-    prediction_intermediate_losses: bool = field(
-        default=False,
-        metadata={
-            "help": "Keep stage 1's losses (embedding, attention, hidden states) on in stage 2 beside the prediction "
-            "loss, so the student's layers stay anchored to the teacher's while its predictions are fitted; the "
-            "teacher then runs at every step instead of from cached logits."
-        },
-    )
-    batch_size: int = field(default=32, metadata={"help": "Training batch size of every step."})
-    baseline: bool = field(
-        default=False,
-        metadata={"help": "Also fine-tune the same student on hard labels only, for comparison (about 1.5 min more)."},
-    )
-    l1_penalty: float = field(
-        default=0.0, metadata={"help": "L1 penalty on the student's attention and FFN weights (both stages)."}
-    )
-    l2_penalty: float = field(default=0.0, metadata={"help": "L2 penalty on the same weights in both stages."})
-    # deployment
-    quantization_aware: bool = field(
-        default=False,
-        metadata={
-            "help": "Run stage 2 with fake-quantized linear layers and embeddings (ONNX Runtime's int8 scheme), so "
-            "the int8 student loses less than post-training quantization alone."
-        },
-    )
-    int8: bool = field(
-        default=True,
-        metadata={"help": "Write the int8 ONNX student next to the student (student-int8/) and add its report row."},
-    )
-    int8_per_channel: bool = field(default=False, metadata={"help": "int8 weight scales per output channel."})
-    int8_reduce_range: bool = field(
-        default=False, metadata={"help": "7-bit int8 weights (no int16 saturation on CPUs without VNNI)."}
-    )
-    # publishing: Trainer's own Hub arguments
-    push_to_hub: bool = field(
-        default=False,
-        metadata={
-            "help": "Push the finished student (weights, config, code, tokenizer, card) to `hub_model_id`. The "
-            "repository is created, and the token checked, before any training."
-        },
-    )
-    hub_model_id: str | None = field(
-        default=None, metadata={"help": "Hub repository of the student (default: <your namespace>/<output_dir name>)."}
-    )
-    hub_strategy: str = field(
-        default="end",
-        metadata={
-            "help": "Trainer's hub_strategy for stage 2: 'end' pushes only the finished student; 'every_save', "
-            "'checkpoint' (adds last-checkpoint/) and 'all_checkpoints' also push stage 2's epochs while it trains."
-        },
-    )
-    hub_private_repo: bool = field(default=False, metadata={"help": "Create the Hub repository as private."})
-    seed: int = field(default=0, metadata={"help": "Seed of data splits, augmentation and training."})
-    data_seed: int | None = field(
-        default=None,
-        metadata={
-            "help": "Seed of the data splits (cut from train, or the embedded data's by movie) and of "
-            "`max_train_samples`, when it should differ from `seed`: e.g. students of several seeds against one "
-            "teacher, whose test split must stay the one it never trained on. Default: `seed`."
-        },
-    )
-    speed_batch_size: int = field(default=32, metadata={"help": "Batch size of the throughput measurement."})
-    speed_seq_length: int = field(default=64, metadata={"help": "Sequence length of the speed measurement."})
-
-    def __post_init__(self):
-        if self.task not in (TEXT_TASK, TOKEN_TASK):
-            raise ValueError(f"`task` must be {TEXT_TASK!r} or {TOKEN_TASK!r}, got {self.task!r}.")
-        if not 0.0 <= self.augment_fraction <= 1.0:
-            raise ValueError(f"`augment_fraction` must be in [0, 1], got {self.augment_fraction}.")
-        if self.student_layers < 1:
-            raise ValueError(f"`student_layers` must be at least 1, got {self.student_layers}.")
-        if self.transfer_rows < 0 or self.recovery_steps < 0:
-            raise ValueError(
-                f"`transfer_rows` and `recovery_steps` must be 0 or more, got {self.transfer_rows} and "
-                f"{self.recovery_steps}."
-            )
-        if (self.transfer_rows or self.recovery_steps) and not self.transfer_text:
-            raise ValueError("`transfer_rows` / `recovery_steps` need `transfer_text` (e.g. 'general').")
-        if self.hub_strategy not in HUB_STRATEGIES:
-            raise ValueError(f"`hub_strategy` must be one of {', '.join(HUB_STRATEGIES)}, got {self.hub_strategy!r}.")
-        self.student_init = STUDENT_INIT_ALIASES.get(self.student_init, self.student_init)
-        if self.student_init not in STUDENT_INITS and not self.student_init.startswith("general:"):
-            self.student_init = f"general:{self.student_init}"  # a bare path, as earlier versions took it
 
 
 # ---- steps ---------------------------------------------------------------------------------------------------------
@@ -374,6 +128,14 @@ def _layer_mapping(teacher_layers: list[int] | None) -> str:
     return ",".join(map(str, teacher_layers)) if teacher_layers else "uniform"
 
 
+def _pin_memory() -> bool:
+    """Pinned host memory only speeds up copies to a GPU; asked for on a CPU-only machine, torch warns on every
+    data loader."""
+    import torch
+
+    return torch.cuda.is_available()
+
+
 def _training_arguments(cls, output_dir: Path, args: RecipeArguments, epochs: float, lr: float, **extra):
     return cls(
         # checkpoints beside the step's directory, not inside it: the step's directory is a clean, shippable model
@@ -393,6 +155,7 @@ def _training_arguments(cls, output_dir: Path, args: RecipeArguments, epochs: fl
         metric_for_best_model=extra.pop("metric_for_best_model", "eval_score"),
         greater_is_better=extra.pop("greater_is_better", True),
         train_sampling_strategy="group_by_length",  # less padding: rows of similar length share a batch
+        dataloader_pin_memory=_pin_memory(),
         logging_steps=50,
         report_to="none",
         seed=args.seed,
@@ -458,7 +221,7 @@ def tokenize(data: DatasetDict | Dataset, tokenizer, args: RecipeArguments, max_
 
         columns = ["tokens", "ner_tags"]
     else:
-        pair = "text_pair" in (data["train"] if isinstance(data, DatasetDict) else data).column_names
+        pair = "text_pair" in (next(iter(data.values())) if isinstance(data, DatasetDict) else data).column_names
 
         def encode(batch):
             texts = (batch["text"], batch["text_pair"]) if pair else (batch["text"],)
@@ -467,7 +230,7 @@ def tokenize(data: DatasetDict | Dataset, tokenizer, args: RecipeArguments, max_
             return encoded
 
         columns = None
-    reference = data["train"] if isinstance(data, DatasetDict) else data
+    reference = next(iter(data.values())) if isinstance(data, DatasetDict) else data
     remove = [column for column in reference.column_names if column not in (columns or [])] + (columns or [])
     return data.map(encode, batched=True, remove_columns=sorted(set(remove)), desc="Tokenizing")
 
@@ -609,14 +372,27 @@ def finetune_teacher(data: DatasetDict, names: list[str], tokenizer, args: Recip
         return directory
     backbone = args.teacher_backbone or str(packaged_teacher_path())
     set_seed(args.seed)
-    model = load_pretrained(
-        model_class(args),
-        backbone,
-        allow_pickle=args.allow_pickle,
-        num_labels=len(names),
-        id2label=dict(enumerate(names)),
-        label2id={name: index for index, name in enumerate(names)},
-    )
+    # the backbone has no task head: transformers' load report would list the new head as MISSING, which is the
+    # point of fine-tuning; only other missing weights are worth a word
+    modeling_logger = logging.get_logger("transformers.modeling_utils")
+    level = modeling_logger.level
+    modeling_logger.setLevel(logging.ERROR)
+    try:
+        model, loading = load_pretrained(
+            model_class(args),
+            backbone,
+            allow_pickle=args.allow_pickle,
+            num_labels=len(names),
+            id2label=dict(enumerate(names)),
+            label2id={name: index for index, name in enumerate(names)},
+            output_loading_info=True,
+        )
+    finally:
+        modeling_logger.setLevel(level)
+    head = {name for name, _ in model.named_parameters() if not name.startswith(f"{model.base_model_prefix}.")}
+    missing = sorted(set(loading["missing_keys"]) - head)
+    if missing:
+        logger.warning(f"{backbone} lacks {len(missing)} weights of the encoder, newly initialized: {missing[:5]}")
     tokenized = tokenize(data, tokenizer, args)
     trainer = Trainer(
         model=model,
@@ -852,6 +628,8 @@ def distil_prediction_layer(
         _train(trainer)
         dev = trainer.evaluate()  # the best epoch, as it trained (fake-quantized with quantization_aware)
         remove_fake_quantization(trainer.model)
+        if isinstance(trainer.model, TinyBertPreTrainedModel):  # the step's output ships: no distillation projection
+            trainer.model.remove_distillation_projection()
         _save(trainer, directory, {"seconds": time.perf_counter() - start, "dev": dev})
     return load_pretrained(type(student), directory)
 
@@ -881,7 +659,12 @@ def evaluate_model(model: PreTrainedModel, data: Dataset, tokenizer, names, args
     """Metrics of `model` on tokenized `data` (no training)."""
     trainer = Trainer(
         model=model,
-        args=TrainingArguments(output_dir="/tmp/tinybert_hf_eval", per_device_eval_batch_size=128, report_to="none"),
+        args=TrainingArguments(
+            output_dir="/tmp/tinybert_hf_eval",
+            per_device_eval_batch_size=128,
+            dataloader_pin_memory=_pin_memory(),
+            report_to="none",
+        ),
         data_collator=_collator(tokenizer, args),
         processing_class=tokenizer,
         compute_metrics=metric_function(names, args),
@@ -891,16 +674,19 @@ def evaluate_model(model: PreTrainedModel, data: Dataset, tokenizer, names, args
 
 
 def evaluate_saved_model(model_path: str, args: RecipeArguments) -> dict[str, dict]:
-    """Dev and test metrics of a saved model directory (or Hub id) on the recipe's data, with its own tokenizer, and
+    """Dev and test metrics of a saved model directory (or Hub id), with its own tokenizer, on the data given, else
+    the data its run recorded ([`~tinybert_hf.saved_model_data.load_data_for_model`]; `"data"` says which), and
     under `"heldout"` its metrics on each `--eval_files` set."""
-    data = load_task_splits(args)
-    names = label_names(data, args)
+    check_model_reference(model_path, "--model")
+    config = AutoConfig.from_pretrained(model_path)
+    data, names, args, description = load_data_for_model(model_path, config, args)
     tokenizer = AutoTokenizer.from_pretrained(model_path)
-    positions = getattr(AutoConfig.from_pretrained(model_path), "max_position_embeddings", None)
-    eval_sets = load_eval_sets(names, tokenizer, args, positions)
-    model = load_pretrained(model_class(args), model_path, allow_pickle=args.allow_pickle)
+    eval_sets = load_eval_sets(names, tokenizer, args, getattr(config, "max_position_embeddings", None))
+    model = load_pretrained(model_class(args), model_path, allow_pickle=args.allow_pickle, config=config)
     tokenized = tokenize(data, tokenizer, args)
-    scores = {split: evaluate_model(model, tokenized[split], tokenizer, names, args) for split in SPLITS[1:]}
+    scores = {"data": description}
+    for split in (split for split in SPLITS[1:] if split in tokenized):
+        scores[split] = evaluate_model(model, tokenized[split], tokenizer, names, args)
     if eval_sets:
         scores["heldout"] = {
             name: evaluate_model(model, rows, tokenizer, names, args) for name, rows in eval_sets.items()
@@ -1025,27 +811,6 @@ def _output_dir_conflict(output_dir: Path, settings: dict) -> str | None:
         return None
     differences = "; ".join(f"{key}: {recorded[key]!r} there, {settings[key]!r} now" for key in changed[:5])
     return f"holds a run made with other settings ({differences})"
-
-
-def load_task_splits(args: RecipeArguments) -> DatasetDict:
-    """The task's train/validation/test splits as the data options describe them (cut to `max_train_samples`)."""
-    data_seed = args.seed if args.data_seed is None else args.data_seed
-    data = load_task_dataset(
-        args.dataset,
-        args.dataset_config,
-        args.train_file,
-        args.validation_file,
-        args.test_file,
-        args.text_column,
-        args.text_pair_column,
-        args.label_column,
-        args.task,
-        data_seed,
-    )
-    if args.max_train_samples is not None:
-        rows = min(args.max_train_samples, data["train"].num_rows)
-        data["train"] = data["train"].shuffle(seed=data_seed).select(range(rows))
-    return data
 
 
 def teacher_source(args: RecipeArguments) -> str:

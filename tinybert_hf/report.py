@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import torch
 
-from .measure import compare_speed, parameter_count, size_on_disk_mb, timing_batch
+from .measure import compare_speed, parameter_count, size_on_disk_mb, speed_noise, timing_batch
 
 SPEED_TEXT = "a quietly moving film about grief and the small comforts of routine, with a great cast " * 8
 
@@ -30,6 +31,7 @@ def measure_and_report(results: dict, models: dict[str, torch.nn.Module], tokeni
         "seq_length": args.speed_seq_length,
         "dtype": "fp32 (int8 where named)",
         "device": "cpu",
+        "noise": speed_noise(speed, os.getloadavg()[0], os.cpu_count() or 1),
     }
     print(format_table(results))
     write_chart(results, Path(args.output_dir) / "results.png")
@@ -60,6 +62,11 @@ def format_table(results: dict) -> str:
             f"{name:<34}{entry['shape']:>7}{100 * test[first]:>10.1f}{100 * test[second]:>8.1f}"
             f"{100 * test['score'] / teacher_score:>10.1f}%{entry['parameters'] / 1e6:>8.1f}M{entry['size_mb']:>9.1f}"
             f"{entry['latency_ms']:>8.1f}{entry['throughput']:>8.1f}{entry['speedup']:>8.2f}x"
+        )
+    if setup.get("noise"):
+        lines.append(
+            f"Speed measured on a busy machine ({setup['noise']}): the ms/seq, seq/s and speedup figures are not "
+            "to be quoted. Rerun the same command on a quiet machine (finished steps are reused) to measure again."
         )
     lines += heldout_lines(results)
     return "\n".join(lines)
