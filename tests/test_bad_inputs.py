@@ -393,3 +393,17 @@ def test_the_cli_prints_one_line_for_a_bad_input(tmp_path, case):
     assert expected[case] in result.stderr
     # nothing recorded: no run.json would refuse the corrected command as "a run made with other settings"
     assert not (tmp_path / "out").exists()
+
+
+def test_a_misspelt_student_init_is_refused_with_the_closest_one():
+    # it used to be read as the path of a general student, and fail only after the teacher was fine-tuned
+    from tinybert_hf.recipe import general_student_path
+
+    with pytest.raises(
+        BadInputError, match=r"`--student_init prunned-teacher` is not one of .*did you mean 'pruned-teacher'\?"
+    ):
+        general_student_path(RecipeArguments(student_init="prunned-teacher"))
+    assert general_student_path(RecipeArguments(student_init="layer-subset")) is None
+    assert general_student_path(RecipeArguments(student_init="general:my-org/general-tinybert")) == (
+        "my-org/general-tinybert"
+    )  # a Hub id

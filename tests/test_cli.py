@@ -430,3 +430,18 @@ def test_help_imports_neither_torch_nor_transformers(command):
     )
     assert result.returncode == 0, result.stderr[-2000:]
     assert "usage: tinybert-hf" in result.stdout and result.stdout.strip().splitlines()[-1] == "[]"
+
+
+@pytest.mark.parametrize(
+    ("arguments", "message"),
+    [
+        (["distill", "--pruning_importance", "tayler"], "invalid choice: 'tayler' (choose from 'taylor', "),
+        (["distill", "--max_length", "long"], "argument --max_length/--max-length: invalid int value: 'long'"),
+        (["evaluate"], "the following arguments are required: --model"),
+    ],
+)
+def test_an_option_argparse_refuses_is_one_line(arguments, message):
+    result = subprocess.run([*cli(), *arguments], capture_output=True, text=True, env=offline_env())
+    assert result.returncode == 2 and len(result.stderr.strip().splitlines()) == 1, result.stderr
+    assert result.stderr.startswith(f"tinybert-hf {arguments[0]}: ") and message in result.stderr
+    assert result.stderr.strip().endswith(f"`tinybert-hf {arguments[0]} --help` lists the options.")

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass, field
+from typing import Literal, get_args, get_type_hints
 
 TEXT_TASK, TOKEN_TASK = "text-classification", "token-classification"
 STUDENT_INITS = ("pruned-teacher", "layer-subset", "random")
@@ -19,6 +20,15 @@ HUB_STRATEGIES = ("end", "every_save", "checkpoint", "all_checkpoints")
 GENERAL_TEXT = "general"  # `transfer_text.GENERAL`: the packaged general English text
 # every linear layer (ONNX Runtime rewrites Gemm as MatMul) and the embeddings
 DEFAULT_INT8_OP_TYPES = ("MatMul", "Gather")
+
+
+def check_choices(arguments) -> None:
+    """Raise `ValueError` for an option outside its fixed choices (its `Literal` type): the CLI's parser refuses
+    those itself, arguments built in Python are checked here."""
+    for name, hint in get_type_hints(type(arguments)).items():
+        if getattr(hint, "__origin__", None) is Literal and getattr(arguments, name) not in get_args(hint):
+            choices = ", ".join(map(repr, get_args(hint)))
+            raise ValueError(f"`{name}` must be one of {choices}, got {getattr(arguments, name)!r}.")
 
 
 @dataclass
@@ -74,7 +84,9 @@ class DataArguments:
 
     _argument_group_name = "data"  # the section of `--help` (HfArgumentParser)
 
-    task: str = field(default=TEXT_TASK, metadata={"help": "'text-classification' or 'token-classification'."})
+    task: Literal["text-classification", "token-classification"] = field(
+        default=TEXT_TASK, metadata={"help": "'text-classification' or 'token-classification'."}
+    )
     dataset: str | None = field(
         default=None,
         metadata={
@@ -175,14 +187,14 @@ class PruningArguments:
 
     _argument_group_name = "pruning"  # the section of `--help` (HfArgumentParser)
 
-    pruning_importance: str = field(
+    pruning_importance: Literal["taylor", "activation", "magnitude"] = field(
         default="taylor",
         metadata={
             "help": "How pruning ranks structures: 'taylor' (the default, best measured: see the README), "
             "'activation' or 'magnitude'."
         },
     )
-    layer_selection: str = field(
+    layer_selection: Literal["uniform", "importance"] = field(
         default="uniform", metadata={"help": "How 'pruned-teacher' picks layers: 'uniform' or 'importance'."}
     )
     calibration_samples: int = field(
@@ -271,7 +283,7 @@ class DistillationArguments:
     batch_size: int = field(default=32, metadata={"help": "Training batch size of every step."})
     learning_rate: float = field(default=1e-4, metadata={"help": "Student learning rate (both stages)."})
     temperature: float = field(default=1.0, metadata={"help": "Prediction-stage temperature."})
-    prediction_loss: str = field(
+    prediction_loss: Literal["soft_ce", "kl", "mse"] = field(
         default="soft_ce",
         metadata={
             "help": "Stage 2's loss on the teacher's logits: 'soft_ce' (TinyBERT's), 'kl' or 'mse' (on logits)."
@@ -346,7 +358,7 @@ class HubArguments:
     hub_model_id: str | None = field(
         default=None, metadata={"help": "Hub repository of the student (default: <your namespace>/<output_dir name>)."}
     )
-    hub_strategy: str = field(
+    hub_strategy: Literal["end", "every_save", "checkpoint", "all_checkpoints"] = field(
         default="end",
         metadata={
             "help": "Trainer's hub_strategy for stage 2: 'end' pushes only the finished student; 'every_save', "
@@ -387,6 +399,7 @@ class RecipeArguments(*reversed(GROUPS)):  # reversed: dataclass fields follow t
     """
 
     def __post_init__(self):
+        check_choices(self)
         for group in GROUPS:  # each group's own checks (a dataclass runs only the first __post_init__ it finds)
             if "__post_init__" in vars(group):
                 group.__post_init__(self)
@@ -410,7 +423,7 @@ class PruneArguments:
     model: str = field(metadata={"help": "Saved student (or any TinyBERT/BERT task model) to prune."})
     head_ratio: float = field(default=0.0, metadata={"help": "Share of attention heads to remove, in [0, 1)."})
     ffn_ratio: float = field(default=0.0, metadata={"help": "Share of FFN neurons to remove, in [0, 1)."})
-    allocation: str = field(
+    allocation: Literal["per_layer", "global"] = field(
         default="per_layer", metadata={"help": "'per_layer' (same share everywhere) or 'global' (layers differ)."}
     )
     target_layers: int | None = field(default=None, metadata={"help": "Target depth (instead of ratios)."})
@@ -421,6 +434,9 @@ class PruneArguments:
         default=0.0, metadata={"help": "Epochs of recovery distillation after pruning (0: none)."}
     )
 
+    def __post_init__(self):
+        check_choices(self)
+
 
 @dataclass
 class SparsifyArguments:
@@ -428,9 +444,12 @@ class SparsifyArguments:
 
     model: str = field(metadata={"help": "Saved student to sparsify (read only)."})
     sparsity: float = field(default=0.5, metadata={"help": "Share of the attention/FFN weights set to zero."})
-    scope: str = field(
+    scope: Literal["global", "per_layer"] = field(
         default="global", metadata={"help": "'global' (one magnitude threshold) or 'per_layer' (same share each)."}
     )
+
+    def __post_init__(self):
+        check_choices(self)
 
 
 @dataclass

@@ -17,6 +17,7 @@ import json
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import get_type_hints
 
 from . import arguments as options
 from .errors import USER_ERRORS, BadInputError
@@ -174,13 +175,14 @@ def _group(entry, help_overrides: dict):
     with `help_overrides` applied), so that `--help` lists exactly what the command uses."""
     group, names = entry if isinstance(entry, tuple) else (entry, None)
     chosen = [item for item in dataclasses.fields(group) if names is None or item.name in names]
+    hints = get_type_hints(group)  # the copy is made elsewhere: it takes the types resolved, not as strings
     if names is None and not help_overrides.keys() & {item.name for item in chosen}:
         return group
     copies = []
     for item in chosen:
         metadata = {**item.metadata, "help": help_overrides.get(item.name, item.metadata.get("help"))}
         copy = field(default=item.default, default_factory=item.default_factory, metadata=metadata)
-        copies.append((item.name, item.type, copy))
+        copies.append((item.name, hints[item.name], copy))
     return dataclasses.make_dataclass(
         group.__name__, copies, namespace={"_argument_group_name": getattr(group, "_argument_group_name", None)}
     )
@@ -188,6 +190,11 @@ def _group(entry, help_overrides: dict):
 
 def _parser(name: str, groups):
     parser = _hf_argument_parser()(groups, prog=f"tinybert-hf {name}", description=COMMANDS[name].summary)
+
+    def one_line_error(message: str):  # argparse would print the whole usage first: 60 lines for `distill`
+        parser.exit(2, f"tinybert-hf {name}: {message}; `tinybert-hf {name} --help` lists the options.\n")
+
+    parser.error = one_line_error
     for action in parser._actions:
         if action.help:  # help strings are written with Markdown code spans for the docs; a terminal shows them raw
             action.help = action.help.replace("`", "")

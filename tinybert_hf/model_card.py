@@ -120,6 +120,12 @@ def render_model_card(results: dict, repo_id: str | None = None) -> ModelCard:
         "test_rows": results["splits"]["test"],
         "split_sizes": ", ".join(f"{name} {rows:,}" for name, rows in results["splits"].items()),
         "threads": results["speed_setup"]["threads"],
+        "speed_noise": (
+            f" The machine was busy while speed was measured ({results['speed_setup']['noise']}): take the speed "
+            "columns as rough."
+            if results["speed_setup"].get("noise")
+            else ""
+        ),
         "speed_batch_size": results["speed_setup"]["batch_size"],
         "speed_seq_length": results["speed_setup"]["seq_length"],
         "results_rows": "\n".join(_result_row(name, entry, teacher, first, second) for name, entry in models.items()),

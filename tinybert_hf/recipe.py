@@ -25,6 +25,7 @@ output_dir/
 from __future__ import annotations
 
 import contextlib
+import difflib
 import json
 import shutil
 import time
@@ -485,12 +486,7 @@ def build_student(
     if args.student_init == "random":
         config = TinyBertConfig.from_teacher_config(teacher.config, **shape, **labels)
         return student_class(config), {"student_init": args.student_init}
-    path = args.student_init.removeprefix("general:")
-    if not Path(path).exists() and "/" not in path:
-        raise ValueError(
-            f"`student_init={args.student_init!r}` is not one of {STUDENT_INITS}, and there is no general-distilled "
-            f"student at {path!r}."
-        )
+    path = general_student_path(args)
     has_tokenizer = any((Path(path) / name).is_file() for name in ("tokenizer.json", "vocab.txt"))
     if tokenizer is not None and has_tokenizer:  # a general student trained with another vocabulary reads other ids
         check_same_vocabulary(tokenizer, AutoTokenizer.from_pretrained(path))
@@ -670,7 +666,10 @@ def evaluate_model(model: PreTrainedModel, data: Dataset, tokenizer, names, args
         compute_metrics=metric_function(names, args),
     )
     metrics = trainer.evaluate(eval_dataset=data)
-    return {key.removeprefix("eval_"): value for key, value in metrics.items() if not key.endswith("_per_second")}
+    # Trainer's bookkeeping (`epoch` 0 of a model it did not train, timings) is no metric of the model
+    bookkeeping = ("epoch", "runtime", "model_preparation_time")
+    metrics = {key.removeprefix("eval_"): value for key, value in metrics.items() if not key.endswith("_per_second")}
+    return {key: value for key, value in metrics.items() if key not in bookkeeping}
 
 
 def evaluate_saved_model(model_path: str, args: RecipeArguments) -> dict[str, dict]:
@@ -813,6 +812,22 @@ def _output_dir_conflict(output_dir: Path, settings: dict) -> str | None:
     return f"holds a run made with other settings ({differences})"
 
 
+def general_student_path(args: RecipeArguments) -> str | None:
+    """The general-distilled student `--student_init general:<path>` names (`None` for the other inits), refused
+    when it names nothing: a misspelt init (`prunned-teacher`) would otherwise be read as a path."""
+    if args.student_init in STUDENT_INITS:
+        return None
+    path = args.student_init.removeprefix("general:")
+    if not Path(path).expanduser().exists() and (path.startswith((".", "/", "~")) or path.count("/") != 1):
+        close = difflib.get_close_matches(path, STUDENT_INITS, n=1)
+        hint = f"did you mean {close[0]!r}? " if close else ""
+        raise BadInputError(
+            f"`--student_init {path}` is not one of {', '.join(STUDENT_INITS)} and no general-distilled student "
+            f"(directory or Hub id) is there: {hint}A general student is given as `general:<path>`."
+        )
+    return path
+
+
 def teacher_source(args: RecipeArguments) -> str:
     """The teacher (`--teacher`), else the backbone the recipe fine-tunes into one, else the packaged MiniLM."""
     for option in ("teacher", "teacher_backbone"):
@@ -886,6 +901,7 @@ def run_recipe(args: RecipeArguments) -> dict:
     source = teacher_source(args)
     source_config = AutoConfig.from_pretrained(source)
     check_teacher_architecture(source_config, source)
+    general_student_path(args)
     set_seed(args.seed)
     data, names, tokenizer = prepare_data(args)
     if args.teacher:
