@@ -408,6 +408,13 @@ def test_each_command_parses_into_the_arguments_its_steps_take():
         cli_module._parse("distill", ["--max_lenght", "3"])
     with pytest.raises(BadInputError, match=r"`augment_fraction` must be in \[0, 1\], got 2.0"):
         cli_module._parse("distill", ["--augment_fraction", "2"])
+    for option, value, message in (
+        ("--batch_size", "0", "`batch_size` must be at least 1, got 0."),
+        ("--max_train_samples", "0", "`max_train_samples` must be at least 1, got 0."),
+        ("--temperature", "0", "`temperature` must be above 0, got 0."),
+    ):
+        with pytest.raises(BadInputError, match=re.escape(message)):
+            cli_module._parse("distill", [option, value])
 
 
 HELP_IMPORTS = """

@@ -31,6 +31,15 @@ def check_choices(arguments) -> None:
             raise ValueError(f"`{name}` must be one of {choices}, got {getattr(arguments, name)!r}.")
 
 
+def check_at_least(arguments, minimum: float, *names: str) -> None:
+    """Raise `ValueError` for any of the options `names` below `minimum` (unset ones pass): a zero batch size or
+    a negative epoch count would otherwise fail deep in a step, after earlier steps ran."""
+    for name in names:
+        value = getattr(arguments, name)
+        if value is not None and value < minimum:
+            raise ValueError(f"`{name}` must be at least {minimum:g}, got {value:g}.")
+
+
 @dataclass
 class OutputArguments:
     """Where a command writes."""
@@ -60,6 +69,9 @@ class RunRecordArguments:
             "epoch, so a killed run resumes with less lost work."
         },
     )
+
+    def __post_init__(self):
+        check_at_least(self, 1, "save_steps")
 
 
 @dataclass
@@ -130,6 +142,7 @@ class DataArguments:
     )
 
     def __post_init__(self):
+        check_at_least(self, 1, "max_length", "max_train_samples", "eval_max_length")
         if self.task not in (TEXT_TASK, TOKEN_TASK):
             raise ValueError(f"`task` must be {TEXT_TASK!r} or {TOKEN_TASK!r}, got {self.task!r}.")
 
@@ -148,6 +161,9 @@ class TeacherArguments:
     )
     teacher_epochs: float = field(default=1.0, metadata={"help": "Teacher fine-tuning epochs."})
     teacher_learning_rate: float = field(default=1e-4, metadata={"help": "Teacher fine-tuning learning rate."})
+
+    def __post_init__(self):
+        check_at_least(self, 0, "teacher_epochs", "teacher_learning_rate")
 
 
 @dataclass
@@ -174,8 +190,9 @@ class StudentArguments:
     )
 
     def __post_init__(self):
-        if self.student_layers < 1:
-            raise ValueError(f"`student_layers` must be at least 1, got {self.student_layers}.")
+        check_at_least(
+            self, 1, "student_layers", "student_hidden_size", "student_attention_heads", "student_intermediate_size"
+        )
         self.student_init = STUDENT_INIT_ALIASES.get(self.student_init, self.student_init)
         if self.student_init not in STUDENT_INITS and not self.student_init.startswith("general:"):
             self.student_init = f"general:{self.student_init}"  # a bare path, as earlier versions took it
@@ -200,6 +217,9 @@ class PruningArguments:
     calibration_samples: int = field(
         default=512, metadata={"help": "Training rows the pruning importance is measured on."}
     )
+
+    def __post_init__(self):
+        check_at_least(self, 1, "calibration_samples")
 
 
 @dataclass
@@ -227,6 +247,8 @@ class AugmentationArguments:
     word_vectors: str | None = field(default=None, metadata={"help": "GloVe-format file for multi-piece words."})
 
     def __post_init__(self):
+        check_at_least(self, 0, "num_augmentations", "replace_probability")
+        check_at_least(self, 1, "top_k")
         if not 0.0 <= self.augment_fraction <= 1.0:
             raise ValueError(f"`augment_fraction` must be in [0, 1], got {self.augment_fraction}.")
 
@@ -302,6 +324,12 @@ class DistillationArguments:
     )
     l2_penalty: float = field(default=0.0, metadata={"help": "L2 penalty on the same weights in both stages."})
 
+    def __post_init__(self):
+        check_at_least(self, 1, "batch_size")
+        check_at_least(self, 0, "learning_rate", "l1_penalty", "l2_penalty")
+        if self.temperature <= 0:
+            raise ValueError(f"`temperature` must be above 0, got {self.temperature:g}.")
+
 
 @dataclass
 class StageArguments:
@@ -315,6 +343,9 @@ class StageArguments:
         default=False,
         metadata={"help": "Also fine-tune the same student on hard labels only, for comparison (about 1.5 min more)."},
     )
+
+    def __post_init__(self):
+        check_at_least(self, 0, "intermediate_epochs", "prediction_epochs")
 
 
 @dataclass
@@ -340,6 +371,9 @@ class DeploymentArguments:
     )
     speed_batch_size: int = field(default=32, metadata={"help": "Batch size of the throughput measurement."})
     speed_seq_length: int = field(default=64, metadata={"help": "Sequence length of the speed measurement."})
+
+    def __post_init__(self):
+        check_at_least(self, 1, "speed_batch_size", "speed_seq_length")
 
 
 @dataclass
