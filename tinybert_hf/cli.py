@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import difflib
+import gc
 import importlib.util
 import json
 import sys
@@ -294,6 +295,10 @@ def main(argv: list[str] | None = None) -> int:
             return _run(command, parsed)
     except KeyboardInterrupt as stop:  # Ctrl-C, or SIGTERM: what was kept, and how to go on
         from .interruption import RunTerminated, interruption_message
+
+        # progress bars still held by the unwound frames would otherwise be closed (and drawn) after the message
+        stop.__traceback__ = None
+        gc.collect()
 
         print(f"\ntinybert-hf {command}: {interruption_message(stop, output_dir)}", file=sys.stderr)
         return 143 if isinstance(stop, RunTerminated) else 130
