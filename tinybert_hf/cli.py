@@ -289,9 +289,9 @@ def main(argv: list[str] | None = None) -> int:
         parsed = _parse_command(command, argv[1:])  # `--help` prints and exits here, before torch is imported
         if command in RESUMABLE:
             output_dir = next(group.output_dir for group in parsed if hasattr(group, "output_dir"))
-        from .interruption import sigterm_as_interrupt
+        from .interruption import stop_signals_as_interrupts
 
-        with sigterm_as_interrupt():
+        with stop_signals_as_interrupts():
             return _run(command, parsed)
     except KeyboardInterrupt as stop:  # Ctrl-C, or SIGTERM: what was kept, and how to go on
         from .interruption import RunTerminated, interruption_message

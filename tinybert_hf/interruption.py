@@ -21,18 +21,44 @@ class RunTerminated(KeyboardInterrupt):
     """The process received SIGTERM."""
 
 
+RETRY_SECONDS = 0.05  # how soon a SIGTERM that arrived inside a finalizer is raised again
+
+
 @contextmanager
-def sigterm_as_interrupt() -> Iterator[None]:
-    """Within the block, SIGTERM raises [`RunTerminated`] in the main thread (the previous handler is put back)."""
+def stop_signals_as_interrupts() -> Iterator[None]:
+    """Within the block, Ctrl-C (SIGINT) raises `KeyboardInterrupt` and SIGTERM [`RunTerminated`] in the main thread;
+    the previous handlers are put back after it.
 
-    def terminate(signum, frame):
-        raise RunTerminated
+    A signal handler runs between any two bytecodes, also inside a `__del__` that garbage collection calls (a
+    `datasets.Dataset` closing its files), where Python prints an exception and ignores it: the run would go on as if
+    no signal had come. There the handler only sets an alarm, and raises when SIGALRM calls it again, outside."""
+    pending = []  # the stop an alarm is to raise
 
-    previous = signal.signal(signal.SIGTERM, terminate)
+    def stop(signum, frame):
+        if signum != signal.SIGALRM:
+            pending[:] = [RunTerminated if signum == signal.SIGTERM else KeyboardInterrupt]
+        if _in_finalizer(frame):
+            signal.setitimer(signal.ITIMER_REAL, RETRY_SECONDS)
+            return
+        if pending:
+            raise pending[0]
+
+    previous = {number: signal.signal(number, stop) for number in (signal.SIGINT, signal.SIGTERM, signal.SIGALRM)}
     try:
         yield
     finally:
-        signal.signal(signal.SIGTERM, previous)
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        for number, handler in previous.items():
+            signal.signal(number, handler)
+
+
+def _in_finalizer(frame) -> bool:
+    """Whether `frame` runs inside a `__del__` (where a raised exception is ignored)."""
+    while frame is not None:
+        if frame.f_code.co_name == "__del__":
+            return True
+        frame = frame.f_back
+    return False
 
 
 def kept_after_interruption(output_dir: str | Path) -> str:
@@ -64,4 +90,4 @@ def interruption_message(stop: KeyboardInterrupt, output_dir: str | Path | None)
     return f"stopped by {cause}; {kept_after_interruption(output_dir)}"
 
 
-__all__ = ["RunTerminated", "interruption_message", "kept_after_interruption", "sigterm_as_interrupt"]
+__all__ = ["RunTerminated", "interruption_message", "kept_after_interruption", "stop_signals_as_interrupts"]
