@@ -130,11 +130,11 @@ def _layer_mapping(teacher_layers: list[int] | None) -> str:
 
 
 def _pin_memory() -> bool:
-    """Pinned host memory only speeds up copies to a GPU; asked for on a CPU-only machine, torch warns on every
+    """Pinned host memory only speeds up copies to an accelerator; asked for without one, torch warns on every
     data loader."""
     import torch
 
-    return torch.cuda.is_available()
+    return torch.accelerator.is_available()
 
 
 def _training_arguments(cls, output_dir: Path, args: RecipeArguments, epochs: float, lr: float, **extra):

@@ -141,6 +141,9 @@ class DistillationTrainingArguments(TrainingArguments):
 
     def __post_init__(self):
         super().__post_init__()
+        if self.dataloader_pin_memory and not torch.accelerator.is_available():
+            # pinned memory only speeds copies to an accelerator; without one torch warns on every data loader
+            self.dataloader_pin_memory = False
         if self.stage is not None and self.stage not in STAGE_WEIGHTS:
             raise ValueError(f"`stage={self.stage!r}` is not a TinyBERT stage; use one of {sorted(STAGE_WEIGHTS)}.")
         if self.temperature <= 0:
