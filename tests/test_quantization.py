@@ -70,6 +70,8 @@ def test_quantized_student_is_small_close_and_served_by_a_pipeline(tmp_path, tin
         assert got.shape == expected.shape and expected.abs().max() > 0.2
         assert (got - expected).abs().max() < 0.1 * expected.abs().max()  # int8 rounding, not a new model
     texts = ["good film", "the plot was dull", "a great cast in new york"]
+    with pytest.raises(FileNotFoundError, match="No exported model directory at .*missing-int8; write one with"):
+        onnx_pipeline(tmp_path / "missing-int8")  # transformers would call the path a malformed Hub id
     classifier = onnx_pipeline(int8_dir)
     predictions = classifier(texts)
     encoded = tiny_tokenizer(texts, padding=True, return_tensors="pt")

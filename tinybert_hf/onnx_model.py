@@ -117,6 +117,11 @@ def onnx_pipeline(directory: str | Path, task: str | None = None, threads: int |
     from transformers import pipeline
     from transformers.pipelines import base as pipeline_base
 
+    if not (Path(directory) / "config.json").is_file():  # transformers would read a missing path as a Hub id
+        raise FileNotFoundError(
+            f"No exported model directory at {directory}; write one with `tinybert-hf quantize --model <student>` "
+            "(int8) or `tinybert-hf export` (fp32); `tinybert-hf distill` writes <output_dir>/student-int8."
+        )
     config = AutoConfig.from_pretrained(directory)
     if task is None:
         token_level = "TokenClassification" in (config.architectures or [""])[0]
