@@ -79,7 +79,10 @@ def kept_after_interruption(output_dir: str | Path) -> str:
         )
     if finished:
         return f"kept the finished steps {', '.join(kept)}. Run the same command again to reuse them and go on."
-    return "no step had finished or written a checkpoint yet. Run the same command again to start over."
+    return (
+        "no step had finished or written a checkpoint yet. Run the same command again to start over (steps write a "
+        "checkpoint every epoch; `--save_steps N` writes one every N steps, so that less is lost)."
+    )
 
 
 def interruption_message(stop: KeyboardInterrupt, output_dir: str | Path | None) -> str:
