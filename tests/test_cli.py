@@ -129,13 +129,24 @@ def test_distill_runs_the_recipe_pushes_and_resumes_finished_steps(tmp_path, bac
     student_dir, int8_dir = output / "student", output / "student-int8"
     assert first.stdout.rstrip().splitlines()[-5:] == [
         f"Saved in {output}:",
-        f'  student       {student_dir}  (`AutoModelForSequenceClassification.from_pretrained("{student_dir}")`, '
-        "or `pipeline`; its model card is README.md there)",
+        f"  student       {student_dir}  (`import tinybert_hf`, then "
+        f'`AutoModelForSequenceClassification.from_pretrained("{student_dir}")` or `pipeline`; without the package, '
+        "pass `trust_remote_code=True`; its model card is README.md there)",
         f'  int8 student  {int8_dir}  (`tinybert_hf.onnx_model.onnx_pipeline("{int8_dir}")`)',
         f"  results       {output / 'results.json'} (every figure and setting), {output / 'results.png'} (the chart)",
         f"  pushed to     the Hub repository {repo_id}",
     ]
-    for noise in ("pin_memory", "LOAD REPORT", "MISSING", "torchvision", "[torch.onnx]", "LeafSpec", "axis name"):
+    noises = (
+        "pin_memory",
+        "LOAD REPORT",
+        "MISSING",
+        "not sharded",
+        "torchvision",
+        "[torch.onnx]",
+        "LeafSpec",
+        "axis name",
+    )
+    for noise in noises:
         assert noise not in first.stdout + first.stderr, noise
     assert TOKEN not in first.stdout + first.stderr
     results = json.loads((output / "results.json").read_text())
@@ -362,7 +373,12 @@ def test_unknown_command_is_an_error():
     result = subprocess.run([*cli(), "shrink"], capture_output=True, text=True, env={**os.environ,
                             "PYTHONPATH": str(ROOT)})  # fmt: skip
     assert result.returncode == 2
-    assert result.stderr.strip().splitlines()[-1].startswith("tinybert-hf: unknown command 'shrink'; choose one of")
+    assert result.stderr.strip().splitlines() == [
+        f"tinybert-hf: unknown command 'shrink'; choose one of {', '.join(COMMANDS)} (`tinybert-hf --help` says "
+        "what each does)."
+    ]
+    typo = subprocess.run([*cli(), "distil"], capture_output=True, text=True, env=offline_env())
+    assert typo.returncode == 2 and "unknown command 'distil' (did you mean 'distill'?)" in typo.stderr
 
 
 def help_of(*arguments: str) -> str:
@@ -400,7 +416,9 @@ def test_help_is_plain_text_and_each_command_lists_only_its_own_options():
 def test_each_command_parses_into_the_arguments_its_steps_take():
     (defaults,) = cli_module._parse("distill", [])
     assert defaults == RecipeArguments()  # the groups together are the recipe's arguments, defaults included
-    prune, arguments = cli_module._parse("prune", ["--model", "m", "--teacher", "t", "--max_train_samples", "40"])
+    prune, arguments = cli_module._parse(
+        "prune", ["--model", "m", "--head_ratio", "0.5", "--teacher", "t", "--max_train_samples", "40"]
+    )
     assert prune.model == "m" and (arguments.teacher, arguments.max_train_samples) == ("t", 40)
     with pytest.raises(BadInputError, match=r"`tinybert-hf evaluate` does not take --num_augmentations;"):
         cli_module._parse("evaluate", ["--model", "m", "--num_augmentations", "3"])
@@ -408,6 +426,13 @@ def test_each_command_parses_into_the_arguments_its_steps_take():
         cli_module._parse("distill", ["--max_lenght", "3"])
     with pytest.raises(BadInputError, match=r"`augment_fraction` must be in \[0, 1\], got 2.0"):
         cli_module._parse("distill", ["--augment_fraction", "2"])
+    # a unique prefix is not taken for the option (argparse would run `--teacher_epoch 2` as --teacher_epochs)
+    with pytest.raises(BadInputError, match=r"does not take --teacher_epoch \(did you mean --teacher_epochs\?\)"):
+        cli_module._parse("distill", ["--teacher_epoch", "2"])
+    with pytest.raises(BadInputError, match="Nothing to prune: give `--head_ratio`"):
+        cli_module._parse("prune", ["--model", "m"])  # it wrote an unchanged copy and called it pruned
+    with pytest.raises(BadInputError, match=r"`head_ratio` must be in \[0, 1\) \(the share removed\), got 1"):
+        cli_module._parse("prune", ["--model", "m", "--head_ratio", "1"])
     for option, value, message in (
         ("--batch_size", "0", "`batch_size` must be at least 1, got 0."),
         ("--max_train_samples", "0", "`max_train_samples` must be at least 1, got 0."),

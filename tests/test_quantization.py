@@ -277,6 +277,11 @@ def test_export_and_quantize_commands(tmp_path, tiny_tokenizer):
     assert record["models"]["sparse"]["linear_sparsity"] == pytest.approx(0.5, abs=1e-6)
     assert record["models"]["source"]["linear_sparsity"] < 0.01 and "test" in record["models"]["sparse"]
     assert "no faster" in sparsified.stdout  # the honest note is printed, not only written
+    onnx_scored = subprocess.run([*command, "evaluate", "--model", str(tmp_path / "student-int8")],
+                                 capture_output=True, text=True, env=environment, timeout=300)  # fmt: skip
+    assert onnx_scored.returncode == 1 and "is an exported ONNX model; this command takes a PyTorch" in (
+        onnx_scored.stderr
+    )
     failed = subprocess.run([*command, "quantize", "--model", str(tmp_path / "missing")], capture_output=True,
                             text=True, env=environment, timeout=300)  # fmt: skip
     assert failed.returncode != 0 and "No model directory" in failed.stderr

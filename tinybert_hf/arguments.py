@@ -470,6 +470,17 @@ class PruneArguments:
 
     def __post_init__(self):
         check_choices(self)
+        for name in ("head_ratio", "ffn_ratio"):
+            if not 0.0 <= getattr(self, name) < 1.0:
+                raise ValueError(f"`{name}` must be in [0, 1) (the share removed), got {getattr(self, name):g}.")
+        check_at_least(self, 1, "target_layers", "target_hidden_size", "target_heads", "target_intermediate_size")
+        check_at_least(self, 0, "recovery_epochs")
+        targets = ("target_layers", "target_hidden_size", "target_heads", "target_intermediate_size")
+        if not (self.head_ratio or self.ffn_ratio or any(getattr(self, name) is not None for name in targets)):
+            raise ValueError(
+                "Nothing to prune: give `--head_ratio` / `--ffn_ratio` (shares to remove) or a target shape "
+                "(`--target_layers`, `--target_hidden_size`, `--target_heads`, `--target_intermediate_size`)."
+            )
 
 
 @dataclass

@@ -101,7 +101,11 @@ COMMANDS = {
     "evaluate": Command(
         "Dev and test metrics of a saved model (and of --eval_files), printed as JSON.",
         (options.EvaluateArguments, _only(options.CommonArguments, "allow_pickle", "seed"), options.DataArguments),
-        help={"train_file": "Local training data (dev/test are cut from it as its run did). " + _DATA_FOR_SAVED_MODEL},
+        help={
+            "train_file": "Local training data: dev/test are cut from it unless --validation_file/--test_file are "
+            "given. " + _DATA_FOR_SAVED_MODEL,
+            "seed": "Seed of the dev/test splits cut from the training data (the run's, by default).",
+        },
     ),
     "prune": Command(
         "Structured pruning of a saved student (heads, FFN neurons, layers, width), then optional recovery "
@@ -122,6 +126,13 @@ COMMANDS = {
             + _DATA_FOR_SAVED_MODEL,
             "learning_rate": "Learning rate of the recovery distillation.",
             "batch_size": "Batch size of the recovery distillation.",
+            "layer_selection": "How --target_layers picks the layers it keeps: 'uniform' or 'importance'.",
+            "prediction_loss": "The recovery distillation's loss on the teacher's logits: 'soft_ce', 'kl' or 'mse'.",
+            "prediction_intermediate_losses": "Also distil embeddings, attention and hidden states in the recovery.",
+            "l1_penalty": "L1 penalty on the attention and FFN weights in the recovery distillation.",
+            "l2_penalty": "L2 penalty on the same weights in the recovery distillation.",
+            "temperature": "Temperature of the recovery distillation.",
+            "seed": "Seed of the calibration rows, of dev/test splits cut from the training data, and of recovery.",
         },
     ),
     "sparsify": Command(
@@ -132,7 +143,11 @@ COMMANDS = {
             options.CommonArguments,
             _without(options.DataArguments, *_NO_EVAL_FILES),
         ),
-        help={"train_file": "Local training data (dev/test are cut from it as its run did). " + _DATA_FOR_SAVED_MODEL},
+        help={
+            "train_file": "Local training data: dev/test are cut from it unless --validation_file/--test_file are "
+            "given. " + _DATA_FOR_SAVED_MODEL,
+            "seed": "Seed of the dev/test splits cut from the training data (the run's, by default).",
+        },
     ),
     "export": Command(
         "A saved student as an fp32 ONNX model directory (dynamic batch and sequence axes).",
@@ -190,7 +205,10 @@ def _group(entry, help_overrides: dict):
 
 
 def _parser(name: str, groups):
-    parser = _hf_argument_parser()(groups, prog=f"tinybert-hf {name}", description=COMMANDS[name].summary)
+    # allow_abbrev=False: argparse would take `--teacher_epoch` for `--teacher_epochs` without a word
+    parser = _hf_argument_parser()(
+        groups, prog=f"tinybert-hf {name}", description=COMMANDS[name].summary, allow_abbrev=False
+    )
 
     def one_line_error(message: str):  # argparse would print the whole usage first: 60 lines for `distill`
         parser.exit(2, f"tinybert-hf {name}: {message}; `tinybert-hf {name} --help` lists the options.\n")
@@ -254,8 +272,8 @@ def saved_outputs(results: dict, arguments) -> str:
     lines = [
         "",
         f"Saved in {output_dir}:",
-        f'  student       {student}  (`{auto_class}.from_pretrained("{student}")`, or `pipeline`; its model card '
-        "is README.md there)",
+        f'  student       {student}  (`import tinybert_hf`, then `{auto_class}.from_pretrained("{student}")` or '
+        "`pipeline`; without the package, pass `trust_remote_code=True`; its model card is README.md there)",
     ]
     int8 = results["models"].get("student (int8 ONNX)")
     if int8:
@@ -280,8 +298,13 @@ def main(argv: list[str] | None = None) -> int:
         print(_usage())
         return 0
     if argv[0] not in COMMANDS:
-        print(_usage(), file=sys.stderr)
-        print(f"\ntinybert-hf: unknown command {argv[0]!r}; choose one of {', '.join(COMMANDS)}.", file=sys.stderr)
+        close = difflib.get_close_matches(argv[0], COMMANDS, n=1)
+        hint = f" (did you mean {close[0]!r}?)" if close else ""
+        print(
+            f"tinybert-hf: unknown command {argv[0]!r}{hint}; choose one of {', '.join(COMMANDS)} "
+            "(`tinybert-hf --help` says what each does).",
+            file=sys.stderr,
+        )
         return 2
     command = argv[0]
     output_dir = None
@@ -363,9 +386,9 @@ def _run(command: str, parsed: tuple) -> int:
         for name, entry in record["models"].items():
             score = entry["test"]["score"]
             print(f"{name:>10}: {entry['parameters'] / 1e6:.2f}M parameters, test score {100 * score:.1f}")
-        print(
-            f"saved to {Path(arguments.output_dir) / 'pruned'}" + (" and recovered/" if "recovery" in record else "")
-        )
+        output_dir = Path(arguments.output_dir)
+        recovered = f" and {output_dir / 'recovered'}" if "recovery" in record else ""
+        print(f"saved to {output_dir / 'pruned'}{recovered}; figures in {output_dir / 'pruning.json'}")
     elif command == "sparsify":
         from .compress import sparsify_saved_model
 

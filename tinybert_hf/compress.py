@@ -102,19 +102,22 @@ def prune_saved_model(prune_args: PruneArguments, args: RecipeArguments) -> dict
     batches = calibration_batches(
         tokenized["train"], args.calibration_samples, pad_token_id=source.config.pad_token_id or 0, seed=args.seed
     )
-    pruned, plan = prune(
-        source,
-        batches,
-        num_hidden_layers=prune_args.target_layers,
-        hidden_size=prune_args.target_hidden_size,
-        num_attention_heads=prune_args.target_heads,
-        intermediate_size=prune_args.target_intermediate_size,
-        head_ratio=prune_args.head_ratio,
-        ffn_ratio=prune_args.ffn_ratio,
-        importance=args.pruning_importance,
-        layer_selection=args.layer_selection,
-        allocation=prune_args.allocation,
-    )
+    try:
+        pruned, plan = prune(
+            source,
+            batches,
+            num_hidden_layers=prune_args.target_layers,
+            hidden_size=prune_args.target_hidden_size,
+            num_attention_heads=prune_args.target_heads,
+            intermediate_size=prune_args.target_intermediate_size,
+            head_ratio=prune_args.head_ratio,
+            ffn_ratio=prune_args.ffn_ratio,
+            importance=args.pruning_importance,
+            layer_selection=args.layer_selection,
+            allocation=prune_args.allocation,
+        )
+    except ValueError as error:  # a shape this model cannot take (heads that do not divide the width, ...)
+        raise BadInputError(f"Cannot prune {prune_args.model} to the shape asked: {error}") from None
     pruning_seconds = time.perf_counter() - start
     pruned_dir = output_dir / "pruned"
     with atomic_directory(pruned_dir) as staging:

@@ -365,6 +365,11 @@ def _collator(tokenizer, args: RecipeArguments):
     return DataCollatorWithPadding(tokenizer)
 
 
+def _drop_load_report(record) -> bool:
+    """A logging filter: transformers' load report, and nothing else, is dropped."""
+    return "LOAD REPORT" not in record.getMessage()
+
+
 def finetune_teacher(data: DatasetDict, names: list[str], tokenizer, args: RecipeArguments) -> Path:
     """Fine-tune `teacher_backbone` on the task with a plain Trainer; returns the teacher directory."""
     directory = Path(args.output_dir) / "teacher"
@@ -375,9 +380,10 @@ def finetune_teacher(data: DatasetDict, names: list[str], tokenizer, args: Recip
     set_seed(args.seed)
     # the backbone has no task head: transformers' load report would list the new head as MISSING, which is the
     # point of fine-tuning; only other missing weights are worth a word
+    # (a filter, not a raised level: transformers 5 checks its tensor-parallel plan, and lists every layer as "not
+    # sharded", exactly when that logger's level is WARNING or above)
     modeling_logger = logging.get_logger("transformers.modeling_utils")
-    level = modeling_logger.level
-    modeling_logger.setLevel(logging.ERROR)
+    modeling_logger.addFilter(_drop_load_report)
     try:
         model, loading = load_pretrained(
             model_class(args),
@@ -389,7 +395,7 @@ def finetune_teacher(data: DatasetDict, names: list[str], tokenizer, args: Recip
             output_loading_info=True,
         )
     finally:
-        modeling_logger.setLevel(level)
+        modeling_logger.removeFilter(_drop_load_report)
     head = {name for name, _ in model.named_parameters() if not name.startswith(f"{model.base_model_prefix}.")}
     missing = sorted(set(loading["missing_keys"]) - head)
     if missing:
@@ -838,6 +844,11 @@ def teacher_source(args: RecipeArguments) -> str:
 def check_model_reference(reference: str | None, option: str) -> None:
     """Refuse a local model path that does not exist (transformers would read it as a malformed Hub id): a Hub id is
     `name` or `org/name`, so anything else, or anything starting like a path, must be a directory here."""
+    if reference is not None and (Path(reference) / "model.onnx").is_file():
+        raise BadInputError(
+            f"`{option} {reference}` is an exported ONNX model; this command takes a PyTorch model directory (the "
+            "student it was exported from). The recipe's results.json already scores the int8 student."
+        )
     if reference is None or Path(reference).expanduser().exists():
         return
     parts = reference.split("/")
