@@ -407,3 +407,10 @@ def test_a_misspelt_student_init_is_refused_with_the_closest_one():
     assert general_student_path(RecipeArguments(student_init="general:my-org/general-tinybert")) == (
         "my-org/general-tinybert"
     )  # a Hub id
+
+
+def test_data_files_with_other_headers_are_one_line(tmp_path):
+    # `datasets` ended in a 70-line DatasetGenerationCastError with advice about Hub configurations
+    files = csv_files(tmp_path, GOOD_TRAIN, dev="body,label\ngood film,pos\n")
+    with pytest.raises(BadInputError, match=r"do not share one set of columns \(.*train.csv: \['text', 'label'\]; "):
+        load_task_dataset(**files)

@@ -294,6 +294,11 @@ def encode_labels_as(data: DatasetDict, names: list[str], task: str = "text-clas
     return data.cast_column(column, Sequence(target) if token_task else target)
 
 
+def _csv_header(path: str, delimiter: str) -> list[str]:
+    with open(path, encoding="utf-8", newline="") as file:
+        return next(csv.reader(file, delimiter=delimiter), [])
+
+
 def _load_files(files: dict[str, str]) -> DatasetDict:
     """The local files of each split (`{"train": "train.csv", ...}`), all of one format, checked to be UTF-8 text
     with rows first."""
@@ -312,6 +317,13 @@ def _load_files(files: dict[str, str]) -> DatasetDict:
             if not _has_rows(path):  # `datasets` cannot even infer the columns of such a file
                 raise BadInputError(f"The {split} split ({path}) has no rows.")
     options = {"delimiter": "\t"} if suffixes == {".tsv"} else {}
+    if suffixes <= {".csv", ".tsv"}:  # `datasets` would end in a 70-line cast error, with advice for Hub configs
+        headers = {split: _csv_header(path, options.get("delimiter", ",")) for split, path in files.items()}
+        if len({tuple(header) for header in headers.values()}) > 1:
+            listed = "; ".join(f"{files[split]}: {header}" for split, header in headers.items())
+            raise BadInputError(
+                f"The data files do not share one set of columns ({listed}): give them the same header."
+            )
     data = DatasetDict(load_dataset(builders.pop(), data_files=files, **options))
     for split, rows in data.items():
         if rows.num_rows == 0:

@@ -210,7 +210,14 @@ def _epochs(value: float) -> str:
 
 def _data_description(settings: dict, dataset: str) -> tuple[str, str]:
     if settings.get("train_file"):
-        return f"Local files (`{Path(settings['train_file']).name}` and its dev/test splits).", "the local files"
+        given = [
+            Path(settings[key]).name for key in ("train_file", "validation_file", "test_file") if settings.get(key)
+        ]
+        cut = [split for split, key in (("dev", "validation_file"), ("test", "test_file")) if not settings.get(key)]
+        cut_text = (
+            f", with the {' and '.join(cut)} split{'s' if len(cut) > 1 else ''} cut from the first" if cut else ""
+        )
+        return f"Local files ({', '.join(f'`{name}`' for name in given)}{cut_text}).", "the local files"
     if dataset in EMBEDDED_DATA:
         return EMBEDDED_DATA[dataset]
     config = f" ({settings['dataset_config']})" if settings.get("dataset_config") else ""

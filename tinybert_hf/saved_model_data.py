@@ -70,7 +70,7 @@ def data_arguments_for(model_path: str | Path, args):
     defaults = {field.name: field.default for field in dataclasses.fields(args)}
     # an option the user changed from its default (e.g. --max_length) wins over the record
     updates = {option: value for option, value in recorded.items() if getattr(args, option) == defaults[option]}
-    source = next((f"--{option} {recorded[option]}" for option in DATA_SOURCE_OPTIONS if recorded.get(option)), None)
+    source = ", ".join(f"--{option} {recorded[option]}" for option in DATA_SOURCE_OPTIONS if recorded.get(option))
     return dataclasses.replace(args, **updates), (
         f"the data {model_path}'s run recorded ({source or 'the embedded default'})"
     )
