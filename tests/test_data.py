@@ -1,5 +1,7 @@
 """Task data loaders on the real packaged files and on small local files."""
 
+import json
+
 import pytest
 from datasets import ClassLabel
 
@@ -93,3 +95,17 @@ def test_evaluation_files_alone_are_encoded_as_the_models_labels(tmp_path):
     ids.write_text("text,label\nflood,1\nhelp,0\n")
     as_ids = encode_labels_as(load_evaluation_files({"test": str(ids)}), ["neg", "pos"])
     assert as_ids["test"]["label"] == [1, 0]  # integer labels are read as the model's ids
+
+
+def test_recorded_relative_data_paths_are_read_from_where_the_run_ran(tmp_path):
+    from tinybert_hf.saved_model_data import recorded_data_settings
+
+    (tmp_path / "data").mkdir()
+    (tmp_path / "data" / "train.csv").write_text("text,label\ngood,pos\n")
+    student = tmp_path / "out" / "student"
+    student.mkdir(parents=True)
+    settings = {"train_file": "data/train.csv", "test_file": None, "text_column": "text", "output_dir": "out"}
+    record = {"settings": settings, "working_directory": str(tmp_path)}
+    (student / "tinybert_results.json").write_text(json.dumps(record))
+    recorded = recorded_data_settings(student)  # from the test's own working directory, not tmp_path
+    assert recorded == {"train_file": str(tmp_path / "data" / "train.csv"), "test_file": None, "text_column": "text"}

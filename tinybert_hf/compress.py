@@ -22,6 +22,7 @@ The recovery teacher is `--teacher` when given (the large fine-tuned teacher), e
 from __future__ import annotations
 
 import json
+import os
 import time
 from dataclasses import asdict
 from pathlib import Path
@@ -79,7 +80,11 @@ class _TaskData:
         """Every option the data, the cut and the recovery were made with (JSON-normalized), and under `data` the
         data options, which `tinybert-hf evaluate` of the pruned model reads back."""
         settings = json.loads(json.dumps(asdict(self.args), default=str))
-        return {"settings": settings, "data": {option: settings[option] for option in DATA_OPTIONS}}
+        return {
+            "settings": settings,
+            "data": {option: settings[option] for option in DATA_OPTIONS},
+            "working_directory": os.getcwd(),  # relative paths in both are relative to it
+        }
 
 
 def prune_saved_model(prune_args: PruneArguments, args: RecipeArguments) -> dict:

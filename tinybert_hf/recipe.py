@@ -27,6 +27,7 @@ from __future__ import annotations
 import contextlib
 import difflib
 import json
+import os
 import shutil
 import time
 from dataclasses import asdict
@@ -972,6 +973,7 @@ def run_recipe(args: RecipeArguments) -> dict:
 
     results = {
         "settings": asdict(args),
+        "working_directory": os.getcwd(),  # relative paths in the settings are relative to it
         "teacher": teacher_dir,
         "labels": names,
         "splits": {split: data[split].num_rows for split in data},

@@ -45,10 +45,24 @@ def recorded_data_settings(model_path: str | Path) -> dict | None:
     for name, key in ((RESULTS_NAME, "settings"), *((record, "data") for record in COMPRESSION_RECORDS)):
         path = Path(model_path) / name
         if path.is_file():
-            recorded = json.loads(path.read_text()).get(key)
+            record = json.loads(path.read_text())
+            recorded = record.get(key)
             if recorded:
-                return {option: recorded[option] for option in DATA_OPTIONS if option in recorded}
+                settings = {option: recorded[option] for option in DATA_OPTIONS if option in recorded}
+                return _from_where_it_ran(settings, record.get("working_directory"))
     return None
+
+
+def _from_where_it_ran(settings: dict, working_directory: str | None) -> dict:
+    """File options as the run gave them were relative to where it ran: read them from there when they do not
+    exist from here."""
+    if working_directory is None:
+        return settings
+    for option in ("train_file", "validation_file", "test_file"):
+        value = settings.get(option)
+        if value and not Path(value).is_absolute() and not Path(value).exists():
+            settings[option] = str(Path(working_directory) / value)
+    return settings
 
 
 def data_arguments_for(model_path: str | Path, args):
