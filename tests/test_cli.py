@@ -241,9 +241,8 @@ def test_distill_runs_the_recipe_pushes_and_resumes_finished_steps(tmp_path, bac
     subset = tmp_path / "subset"
     pruning = run(["prune", "--model", str(output / "student"), "--output_dir", str(subset), "--head_ratio", "0.5",
                    "--max_train_samples", "40", "--calibration_samples", "16"])  # fmt: skip
-    assert f"Data: the data {output / 'student'}'s run recorded (--train_file {tmp_path / 'train.csv'})" in (
-        pruning.stderr
-    )
+    recorded_files = f"--train_file {tmp_path / 'train.csv'}, --validation_file {tmp_path / 'dev.csv'}, --test_file "
+    assert f"Data: the data {output / 'student'}'s run recorded ({recorded_files}" in pruning.stderr
     record = json.loads((subset / "pruning.json").read_text())
     assert record["settings"]["max_train_samples"] == 40 and record["settings"]["calibration_samples"] == 16
     assert record["data"]["train_file"] == str(tmp_path / "train.csv") and record["data"]["text_column"] == "sentence"
@@ -404,7 +403,7 @@ def test_help_is_plain_text_and_each_command_lists_only_its_own_options():
     assert evaluate.startswith("usage: tinybert-hf evaluate [-h] --model MODEL")
     for option in ("--num_augmentations", "--push_to_hub", "--int8", "--teacher_epochs", "--student_init"):
         assert option not in evaluate, option
-    assert "--eval_files" in evaluate and "the data the model's run recorded" in evaluate
+    assert "--eval_files" in evaluate and "the data the model's run recorded" in " ".join(evaluate.split())
     prune = help_of("prune")
     assert "skips teacher fine-tuning" not in prune
     assert re.search(r"--teacher TEACHER\s+Teacher of the recovery distillation", prune)
