@@ -15,17 +15,15 @@ TEXT_TASK, TOKEN_TASK = "text-classification", "token-classification"
 STUDENT_INITS = ("pruned-teacher", "layer-subset", "random")
 # Names used by earlier versions (results.json of older runs); a bare path is read as 'general:<path>'.
 STUDENT_INIT_ALIASES = {"teacher_layers": "layer-subset"}
-# transformers' `HubStrategy` values (written out: importing transformers here would cost the help its speed)
-HUB_STRATEGIES = ("end", "every_save", "checkpoint", "all_checkpoints")
 GENERAL_TEXT = "general"  # `transfer_text.GENERAL`: the packaged general English text
 # every linear layer (ONNX Runtime rewrites Gemm as MatMul) and the embeddings
 DEFAULT_INT8_OP_TYPES = ("MatMul", "Gather")
 
 
-def check_choices(arguments) -> None:
-    """Raise `ValueError` for an option outside its fixed choices (its `Literal` type): the CLI's parser refuses
-    those itself, arguments built in Python are checked here."""
-    for name, hint in get_type_hints(type(arguments)).items():
+def check_choices(arguments, group: type | None = None) -> None:
+    """Raise `ValueError` for an option of `group` (default: the arguments' own class) outside its fixed choices (its
+    `Literal` type): the CLI's parser refuses those itself, arguments built in Python are checked here."""
+    for name, hint in get_type_hints(group or type(arguments)).items():
         if getattr(hint, "__origin__", None) is Literal and getattr(arguments, name) not in get_args(hint):
             choices = ", ".join(map(repr, get_args(hint)))
             raise ValueError(f"`{name}` must be one of {choices}, got {getattr(arguments, name)!r}.")
@@ -143,8 +141,7 @@ class DataArguments:
 
     def __post_init__(self):
         check_at_least(self, 1, "max_length", "max_train_samples", "eval_max_length")
-        if self.task not in (TEXT_TASK, TOKEN_TASK):
-            raise ValueError(f"`task` must be {TEXT_TASK!r} or {TOKEN_TASK!r}, got {self.task!r}.")
+        check_choices(self, DataArguments)
 
 
 @dataclass
@@ -219,6 +216,7 @@ class PruningArguments:
     )
 
     def __post_init__(self):
+        check_choices(self, PruningArguments)
         check_at_least(self, 1, "calibration_samples")
 
 
@@ -325,6 +323,7 @@ class DistillationArguments:
     l2_penalty: float = field(default=0.0, metadata={"help": "L2 penalty on the same weights in both stages."})
 
     def __post_init__(self):
+        check_choices(self, DistillationArguments)
         check_at_least(self, 1, "batch_size")
         check_at_least(self, 0, "learning_rate", "l1_penalty", "l2_penalty")
         if self.temperature <= 0:
@@ -402,8 +401,7 @@ class HubArguments:
     hub_private_repo: bool = field(default=False, metadata={"help": "Create the Hub repository as private."})
 
     def __post_init__(self):
-        if self.hub_strategy not in HUB_STRATEGIES:
-            raise ValueError(f"`hub_strategy` must be one of {', '.join(HUB_STRATEGIES)}, got {self.hub_strategy!r}.")
+        check_choices(self, HubArguments)
 
 
 GROUPS = (
@@ -433,8 +431,8 @@ class RecipeArguments(*reversed(GROUPS)):  # reversed: dataclass fields follow t
     """
 
     def __post_init__(self):
-        check_choices(self)
-        for group in GROUPS:  # each group's own checks (a dataclass runs only the first __post_init__ it finds)
+        # each group checks its own choices and ranges (a dataclass runs only the first __post_init__ it finds)
+        for group in GROUPS:
             if "__post_init__" in vars(group):
                 group.__post_init__(self)
 

@@ -24,6 +24,8 @@ from .safe_loading import check_safetensors_file, safetensors_files
 
 logger = logging.get_logger(__name__)
 
+DONE_MARKER = "stage_done.json"  # what a finished recipe step writes into its directory, last
+
 PARTIAL_SUFFIX = ".partial"
 TRAINER_STATE = "trainer_state.json"  # written by Trainer after the model, optimizer, scheduler and RNG states
 

@@ -230,11 +230,7 @@ def load_task_dataset(
     for split, rows in DatasetDict(data).items():
         if rows.num_rows == 0:
             raise BadInputError(f"The {split} split{f' ({origins[split]})' if split in origins else ''} has no rows.")
-    renames = (
-        {"tokens": "tokens" if text_column == "text" else text_column, "ner_tags": label_column}
-        if token_task
-        else {"text": text_column, "text_pair": text_pair_column, "label": label_column}
-    )
+    renames = _renames(text_column, text_pair_column, label_column, token_task)
     # rows are checked as the files hold them, before dev/test are cut from train: errors name file lines
     data = _standard_columns(DatasetDict(data), renames, token_task, origins)
     return _complete_splits(data, seed)
@@ -251,11 +247,7 @@ def load_evaluation_files(
     [`load_task_dataset`] gives them, for scoring a model that was trained elsewhere; no split is cut from another."""
     token_task = task == "token-classification"
     data = _load_files(files)
-    renames = (
-        {"tokens": "tokens" if text_column == "text" else text_column, "ner_tags": label_column}
-        if token_task
-        else {"text": text_column, "text_pair": text_pair_column, "label": label_column}
-    )
+    renames = _renames(text_column, text_pair_column, label_column, token_task)
     return _standard_columns(data, renames, token_task, files)
 
 
@@ -292,6 +284,13 @@ def encode_labels_as(data: DatasetDict, names: list[str], task: str = "text-clas
     data = data.cast_column(column, Sequence(Value("int64")) if token_task else Value("int64"))
     data = data.map(encode, desc="Encoding labels as the model's")
     return data.cast_column(column, Sequence(target) if token_task else target)
+
+
+def _renames(text_column: str, text_pair_column: str | None, label_column: str, token_task: bool) -> dict:
+    """Our column names -> the user's (`None`: not used)."""
+    if token_task:
+        return {"tokens": "tokens" if text_column == "text" else text_column, "ner_tags": label_column}
+    return {"text": text_column, "text_pair": text_pair_column, "label": label_column}
 
 
 def _csv_header(path: str, delimiter: str) -> list[str]:

@@ -12,9 +12,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from .atomic import last_complete_checkpoint
-
-DONE_MARKER = "stage_done.json"  # what a finished recipe step writes into its directory (`recipe.DONE_MARKER`)
+from .atomic import DONE_MARKER, last_complete_checkpoint
 
 
 class RunTerminated(KeyboardInterrupt):

@@ -51,7 +51,7 @@ from transformers import (
 from transformers.utils import logging
 
 from .arguments import STUDENT_INITS, TEXT_TASK, TOKEN_TASK, RecipeArguments
-from .atomic import atomic_directory, last_complete_checkpoint, write_text
+from .atomic import DONE_MARKER, atomic_directory, last_complete_checkpoint, write_text
 from .augmentation import AugmentationConfig, TinyBertAugmenter, load_word_vectors
 from .configuration_tinybert import TinyBertConfig
 from .data import SPLITS, eval_set_name, load_eval_set, load_task_splits, parse_label_map
@@ -76,7 +76,6 @@ from .transfer_text import load_transfer_text, mix_transfer_rows
 
 logger = logging.get_logger(__name__)
 
-DONE_MARKER = "stage_done.json"
 RUN_RECORD = "run.json"
 # what the recipe writes under output_dir: what `--overwrite_output_dir` removes (nothing else is touched)
 RECIPE_OUTPUTS = (
