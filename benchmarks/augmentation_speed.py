@@ -19,11 +19,10 @@ import time
 from pathlib import Path
 
 import torch
+from tinybert_hf.data.loading.augmentation import AugmentationConfig, TinyBertAugmenter
+from tinybert_hf.data.loading.loading import rotten_tomatoes_snippets
+from tinybert_hf.data.loading.packaged import packaged_teacher_path
 from transformers import AutoModel, AutoModelForMaskedLM, AutoTokenizer
-
-from tinybert_hf.augmentation import AugmentationConfig, TinyBertAugmenter
-from tinybert_hf.data import rotten_tomatoes_snippets
-from tinybert_hf.embedded import packaged_teacher_path
 
 
 def packaged_mlm() -> str:

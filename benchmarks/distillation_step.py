@@ -25,13 +25,13 @@ from pathlib import Path
 
 import torch
 from datasets import Dataset
+from tinybert_hf.data.loading.packaged import packaged_teacher_path
 from transformers import BertForSequenceClassification, TrainerCallback
 
 from tinybert_hf import TinyBertConfig, TinyBertForSequenceClassification
-from tinybert_hf.embedded import packaged_teacher_path
-from tinybert_hf.losses import attention_score_mse, hidden_state_mse
-from tinybert_hf.teacher_cache import add_teacher_logits
-from tinybert_hf.trainer import DistillationTrainer, DistillationTrainingArguments
+from tinybert_hf.distillation.losses import attention_score_mse, hidden_state_mse
+from tinybert_hf.distillation.teacher_cache import add_teacher_logits
+from tinybert_hf.distillation.trainer import DistillationTrainer, DistillationTrainingArguments
 
 BATCH, SEQ = 32, 64
 
@@ -143,7 +143,7 @@ def scenario_trainer_step(steps: int, warmup: int) -> dict:
 
 def scenario_plain_loop(steps: int, warmup: int) -> dict:
     """The same work without Trainer: teacher forward (scores recorded), student forward + losses + backward, AdamW."""
-    from tinybert_hf.attention_capture import record_attention
+    from tinybert_hf.distillation.attention_capture import record_attention
 
     teacher, student = models()
     student.train()

@@ -28,17 +28,17 @@ RESULTS = ROOT / "benchmarks" / "results"
 def worker(options: argparse.Namespace) -> None:
     import torch
     from accelerate import PartialState
-    from transformers import AutoModelForSequenceClassification, set_seed
-
-    from tinybert_hf import DistillationTrainer, add_teacher_logits, student_from_teacher_layers, uniform_layer_subset
-    from tinybert_hf.recipe import (
-        RecipeArguments,
+    from tinybert_hf.recipe.steps.arguments import RecipeArguments
+    from tinybert_hf.recipe.steps.steps import (
         _collator,
         _distillation_arguments,
         metric_function,
         prepare_data,
         tokenize_splits,
     )
+    from transformers import AutoModelForSequenceClassification, set_seed
+
+    from tinybert_hf import DistillationTrainer, add_teacher_logits, student_from_teacher_layers, uniform_layer_subset
 
     torch.set_num_threads(int(os.environ.get("OMP_NUM_THREADS", "1")))
     state = PartialState()

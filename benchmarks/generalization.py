@@ -72,7 +72,7 @@ def run_variant(name: str, options: list[str], seed: int, teacher: str, heldout:
     results_file = output / "results.json"
     if not results_file.is_file():  # a finished run is kept: rerunning the benchmark resumes it
         command = [
-            sys.executable, "-m", "tinybert_hf.cli", "distill", "--teacher", teacher, "--output_dir", str(output),
+            sys.executable, "-m", "tinybert_hf", "distill", "--teacher", teacher, "--output_dir", str(output),
             "--seed", str(seed), "--data_seed", "0", *options, *heldout,
         ]  # fmt: skip
         print(f"[{time.strftime('%H:%M:%S')}] {name} seed {seed}: {' '.join(options) or '(defaults)'}", flush=True)

@@ -18,19 +18,14 @@ import time
 from pathlib import Path
 
 import torch
+from tinybert_hf.data.loading.loading import load_task_splits
+from tinybert_hf.pruning.structured.structured import calibration_batches, prune
+from tinybert_hf.recipe.steps.arguments import RecipeArguments
+from tinybert_hf.recipe.steps.report import SPEED_TEXT
+from tinybert_hf.recipe.steps.steps import distil_prediction_layer, evaluate_model, label_names, tokenize_splits
 from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
-from tinybert_hf.measure import compare_speed, parameter_count, timing_batch
-from tinybert_hf.pruning import calibration_batches, prune
-from tinybert_hf.recipe import (
-    RecipeArguments,
-    distil_prediction_layer,
-    evaluate_model,
-    label_names,
-    load_task_splits,
-    tokenize_splits,
-)
-from tinybert_hf.report import SPEED_TEXT
+from tinybert_hf.evaluation.speed_and_size import compare_speed, parameter_count, timing_batch
 
 RESULTS = Path(__file__).parent / "results" / "pruning_curve"
 

@@ -30,25 +30,25 @@ from dataclasses import fields
 from pathlib import Path
 
 import torch
-from transformers import AutoModelForSequenceClassification, AutoTokenizer, set_seed
-
-import tinybert_hf  # noqa: F401  (registers the TinyBERT classes)
-from tinybert_hf.measure import compare_speed, size_on_disk_mb, timing_batch
-from tinybert_hf.onnx_export import export_saved_model
-from tinybert_hf.onnx_model import OnnxModelForSequenceClassification
-from tinybert_hf.quantization import QuantizeArguments, fuse_onnx, quantize_saved_model
-from tinybert_hf.recipe import (
-    RecipeArguments,
+from tinybert_hf.data.loading.loading import load_task_splits
+from tinybert_hf.pruning.structured.magnitude import magnitude_prune, sparsity_report
+from tinybert_hf.quantization.onnx_int8.onnx_int8 import fuse_onnx, quantize_saved_model
+from tinybert_hf.recipe.steps.arguments import QuantizeArguments, RecipeArguments
+from tinybert_hf.recipe.steps.report import SPEED_TEXT
+from tinybert_hf.recipe.steps.steps import (
     augment_training_data,
     distil_prediction_layer,
     evaluate_model,
     label_names,
-    load_task_splits,
     tokenize,
     tokenize_splits,
 )
-from tinybert_hf.report import SPEED_TEXT
-from tinybert_hf.sparsity import magnitude_prune, sparsity_report
+from transformers import AutoModelForSequenceClassification, AutoTokenizer, set_seed
+
+import tinybert_hf  # noqa: F401  (registers the TinyBERT classes)
+from tinybert_hf.evaluation.speed_and_size import compare_speed, size_on_disk_mb, timing_batch
+from tinybert_hf.onnx.export import export_saved_model
+from tinybert_hf.onnx.modeling_onnx import OnnxModelForSequenceClassification
 
 RESULTS = Path(__file__).parent / "results" / "quantization"
 THREADS = 2

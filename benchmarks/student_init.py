@@ -1,6 +1,6 @@
 """Which starting weights make the best TinyBERT4 student, with the same distillation budget for every one.
 
-Every student is distilled by the recipe (`tinybert_hf.recipe.run_recipe`) from the same fine-tuned teacher, on the
+Every student is distilled by the recipe (`tinybert_hf.recipe.steps.run_recipe`) from the same fine-tuned teacher, on the
 same augmented data, with the same stages, losses, epochs and seed; only `student_init` (and, for the layer subset,
 the width it must keep) differs:
 
@@ -28,7 +28,8 @@ import shutil
 import time
 from pathlib import Path
 
-from tinybert_hf.recipe import RecipeArguments, run_recipe
+from tinybert_hf.recipe.steps.arguments import RecipeArguments
+from tinybert_hf.recipe.steps.steps import run_recipe
 
 TINYBERT4 = {"student_layers": 4, "student_hidden_size": 312, "student_attention_heads": 12}
 INITS = {
@@ -58,7 +59,7 @@ def main() -> None:
     teacher = options.teacher
     if teacher is None:  # one fine-tuned teacher shared by every student
         args = RecipeArguments(output_dir=str(root / "shared"))
-        from tinybert_hf.recipe import finetune_teacher, prepare_data
+        from tinybert_hf.recipe.steps.steps import finetune_teacher, prepare_data
 
         data, names, tokenizer = prepare_data(args)
         teacher = str(finetune_teacher(data, names, tokenizer, args))
@@ -95,10 +96,9 @@ def main() -> None:
 
 def score_untrained(teacher_dir: str, path: Path) -> None:
     """Dev accuracy of every TinyBERT4 starting point before distillation (pruning is the only step)."""
+    from tinybert_hf.pruning.structured.structured import calibration_batches, prune
+    from tinybert_hf.recipe.steps.steps import evaluate_model, prepare_data, sort_by_length, tokenize
     from transformers import AutoModelForSequenceClassification
-
-    from tinybert_hf.pruning import calibration_batches, prune
-    from tinybert_hf.recipe import evaluate_model, prepare_data, sort_by_length, tokenize
 
     args = RecipeArguments(teacher=teacher_dir)
     data, names, tokenizer = prepare_data(args)

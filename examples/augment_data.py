@@ -10,9 +10,9 @@ Run:
 
 from pathlib import Path
 
+from tinybert_hf.recipe.steps.arguments import RecipeArguments
+from tinybert_hf.recipe.steps.steps import augment_training_data, load_embedding_source, prepare_data
 from transformers import HfArgumentParser
-
-from tinybert_hf.recipe import RecipeArguments, augment_training_data, load_embedding_source, prepare_data
 
 
 def main() -> None:

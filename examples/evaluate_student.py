@@ -7,10 +7,9 @@ Run:
 
 import json
 
+from tinybert_hf.recipe.steps.arguments import EvaluateArguments, RecipeArguments
+from tinybert_hf.recipe.steps.steps import evaluate_saved_model
 from transformers import HfArgumentParser
-
-from tinybert_hf.cli import EvaluateArguments
-from tinybert_hf.recipe import RecipeArguments, evaluate_saved_model
 
 
 def main() -> None:

@@ -6,9 +6,9 @@ Run:
         --text_column sentence --output_dir outputs/sst2                              # online
 """
 
+from tinybert_hf.recipe.steps.arguments import RecipeArguments
+from tinybert_hf.recipe.steps.steps import finetune_teacher, prepare_data
 from transformers import HfArgumentParser
-
-from tinybert_hf.recipe import RecipeArguments, finetune_teacher, prepare_data
 
 
 def main() -> None:

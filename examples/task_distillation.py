@@ -8,9 +8,9 @@ Run:
         --student_layers 4
 """
 
+from tinybert_hf.recipe.steps.arguments import RecipeArguments
+from tinybert_hf.recipe.steps.steps import run_recipe
 from transformers import HfArgumentParser
-
-from tinybert_hf.recipe import RecipeArguments, run_recipe
 
 
 def main() -> None:

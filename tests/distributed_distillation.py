@@ -11,7 +11,7 @@ import json
 import torch
 
 from tests.test_trainer import arguments, dataset, teacher_and_student
-from tinybert_hf.trainer import DistillationTrainer
+from tinybert_hf.distillation.trainer import DistillationTrainer
 
 
 def main() -> None:

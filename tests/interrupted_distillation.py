@@ -22,8 +22,8 @@ from transformers import BertConfig, BertForSequenceClassification, TrainerCallb
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from tinybert_hf import DistillationTrainer, DistillationTrainingArguments, TinyBertConfig  # noqa: E402
-from tinybert_hf.modeling_tinybert import TinyBertForSequenceClassification  # noqa: E402
-from tinybert_hf.teacher_cache import add_teacher_logits  # noqa: E402
+from tinybert_hf.distillation.teacher_cache import add_teacher_logits  # noqa: E402
+from tinybert_hf.models.tinybert.modeling_tinybert import TinyBertForSequenceClassification  # noqa: E402
 
 SIZES = dict(vocab_size=99, num_attention_heads=4, intermediate_size=37, max_position_embeddings=64)
 DROPOUT = dict(hidden_dropout_prob=0.1, attention_probs_dropout_prob=0.1)  # so the RNG state matters

@@ -15,7 +15,7 @@ from accelerate.utils import DistributedType, FullyShardedDataParallelPlugin
 
 from tests.conftest import random_batch
 from tests.test_trainer import teacher_and_student
-from tinybert_hf.distributed import prepare_teacher
+from tinybert_hf.distillation.teacher_placement import prepare_teacher
 
 
 def main() -> None:

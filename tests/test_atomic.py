@@ -14,7 +14,7 @@ import transformers.modeling_utils
 from transformers import AutoModelForSequenceClassification
 
 from tinybert_hf import TinyBertForSequenceClassification
-from tinybert_hf.atomic import atomic_directory, is_complete_checkpoint, last_complete_checkpoint, write_text
+from tinybert_hf.utils.atomic import atomic_directory, is_complete_checkpoint, last_complete_checkpoint, write_text
 
 from .conftest import tiny_config
 from .test_cli import offline_env
@@ -22,7 +22,7 @@ from .test_cli import offline_env
 SAVE_THEN_HANG = """
 import sys, time, torch, tinybert_hf
 from tinybert_hf import TinyBertForSequenceClassification, TinyBertConfig
-from tinybert_hf.atomic import atomic_directory
+from tinybert_hf.utils.atomic import atomic_directory
 torch.manual_seed(1)
 model = TinyBertForSequenceClassification(TinyBertConfig(vocab_size=99, hidden_size=32, num_hidden_layers=2,
     num_attention_heads=4, intermediate_size=37, max_position_embeddings=64, num_labels=2))

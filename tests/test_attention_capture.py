@@ -5,8 +5,8 @@ import torch
 from transformers import BertModel, MPNetConfig, MPNetModel, RobertaConfig, RobertaModel
 
 from tinybert_hf import TinyBertModel
-from tinybert_hf.attention_capture import record_attention
-from tinybert_hf.losses import attention_score_mse
+from tinybert_hf.distillation.attention_capture import record_attention
+from tinybert_hf.distillation.losses import attention_score_mse
 
 from .conftest import random_batch, tiny_bert_config, tiny_config
 

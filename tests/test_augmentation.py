@@ -8,10 +8,10 @@ from pathlib import Path
 import pytest
 import torch
 from datasets import Dataset
+from tinybert_hf.data.loading.augmentation import AugmentationConfig, TinyBertAugmenter, load_word_vectors
 from transformers import BertForMaskedLM
 
-from tinybert_hf import augmentation
-from tinybert_hf.augmentation import AugmentationConfig, TinyBertAugmenter, load_word_vectors
+from tinybert_hf.data.loading import augmentation as augmentation
 
 from .conftest import tiny_bert_config
 
@@ -128,7 +128,7 @@ FINGERPRINT = """
 import sys
 import torch
 from transformers import BertTokenizer
-from tinybert_hf.augmentation import AugmentationConfig, TinyBertAugmenter
+from tinybert_hf.data.augmentation import AugmentationConfig, TinyBertAugmenter
 tokenizer = BertTokenizer(vocab=sys.argv[1], do_lower_case=True)
 vectors = (["good", "bad"], torch.tensor([[1.0, 0.0], [0.0, 1.0]]))
 print(TinyBertAugmenter(tokenizer, word_vectors=vectors, config=AugmentationConfig()).fingerprint())

@@ -12,6 +12,9 @@ from pathlib import Path
 import pytest
 import torch
 from datasets import Dataset
+from tinybert_hf.data.loading.loading import load_task_dataset
+from tinybert_hf.recipe.steps.arguments import RecipeArguments
+from tinybert_hf.recipe.steps.steps import build_student, load_teacher, prepare_data, prepare_output_dir
 from transformers import (
     BertForSequenceClassification,
     BertModel,
@@ -22,11 +25,9 @@ from transformers import (
 from transformers.utils import logging as transformers_logging
 
 from tinybert_hf import TinyBertConfig, TinyBertForSequenceClassification
-from tinybert_hf.data import load_task_dataset
+from tinybert_hf.distillation.general_distillation import GeneralDistillationArguments, corpus_stream
+from tinybert_hf.distillation.trainer import DistillationTrainer, DistillationTrainingArguments
 from tinybert_hf.errors import BadInputError, OutputDirectoryError
-from tinybert_hf.general_distillation import GeneralDistillationArguments, corpus_stream
-from tinybert_hf.recipe import RecipeArguments, build_student, load_teacher, prepare_data, prepare_output_dir
-from tinybert_hf.trainer import DistillationTrainer, DistillationTrainingArguments
 
 from .conftest import TINY_VOCAB, tiny_bert_config
 from .test_cli import cli, offline_env
@@ -397,7 +398,7 @@ def test_the_cli_prints_one_line_for_a_bad_input(tmp_path, case):
 
 def test_a_misspelt_student_init_is_refused_with_the_closest_one():
     # it used to be read as the path of a general student, and fail only after the teacher was fine-tuned
-    from tinybert_hf.recipe import general_student_path
+    from tinybert_hf.recipe.steps.steps import general_student_path
 
     with pytest.raises(
         BadInputError, match=r"`--student_init prunned-teacher` is not one of .*did you mean 'pruned-teacher'\?"

@@ -12,14 +12,14 @@ import pytest
 import torch
 from huggingface_hub import ModelCard
 from huggingface_hub.repocard_data import model_index_to_eval_results
+from tinybert_hf.hub.push.push import student_files
+from tinybert_hf.recipe.steps.arguments import RecipeArguments
 from transformers import AutoModelForSequenceClassification, AutoModelForTokenClassification, BertModel, pipeline
 
-from tinybert_hf import cli as cli_module
-from tinybert_hf.arguments import RecipeArguments
-from tinybert_hf.cli import COMMANDS
+from tinybert_hf.commands import cli as cli_module
+from tinybert_hf.commands.cli import COMMANDS
 from tinybert_hf.errors import BadInputError
-from tinybert_hf.hub import student_files
-from tinybert_hf.onnx_model import onnx_pipeline
+from tinybert_hf.onnx.modeling_onnx import onnx_pipeline
 
 from .conftest import TINY_WORDS, tiny_bert_config
 from .hub_servers import TOKEN
@@ -29,7 +29,7 @@ ROOT = Path(__file__).resolve().parent.parent
 
 def cli() -> list[str]:
     installed = shutil.which("tinybert-hf", path=str(Path(sys.executable).parent))
-    return [installed] if installed else [sys.executable, "-m", "tinybert_hf.cli"]
+    return [installed] if installed else [sys.executable, "-m", "tinybert_hf"]
 
 
 def run(arguments: list[str], timeout: int = 600, hub: str | None = None) -> subprocess.CompletedProcess:
@@ -132,7 +132,7 @@ def test_distill_runs_the_recipe_pushes_and_resumes_finished_steps(tmp_path, bac
         f"  student       {student_dir}  (`import tinybert_hf`, then "
         f'`AutoModelForSequenceClassification.from_pretrained("{student_dir}")` or `pipeline`; without the package, '
         "pass `trust_remote_code=True`; its model card is README.md there)",
-        f'  int8 student  {int8_dir}  (`tinybert_hf.onnx_model.onnx_pipeline("{int8_dir}")`)',
+        f'  int8 student  {int8_dir}  (`tinybert_hf.onnx.modeling_onnx.onnx_pipeline("{int8_dir}")`)',
         f"  results       {output / 'results.json'} (every figure and setting), {output / 'results.png'} (the chart)",
         f"  pushed to     the Hub repository {repo_id}",
     ]
@@ -444,7 +444,7 @@ def test_each_command_parses_into_the_arguments_its_steps_take():
 HELP_IMPORTS = """
 import sys
 sys.argv = ["tinybert-hf", *sys.argv[1:]]  # as the console script starts
-from tinybert_hf.cli import main
+from tinybert_hf.commands.cli import main
 try:
     main()
 except SystemExit:  # argparse ends a command's --help with SystemExit(0)

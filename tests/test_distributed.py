@@ -127,7 +127,7 @@ def json_objects(text: str) -> list[dict]:
 def test_documented_accelerate_configs_load_and_name_real_classes(name, engine, setting):
     from accelerate.commands.config.config_args import load_config_from_file
 
-    import tinybert_hf.modeling_tinybert as modeling
+    import tinybert_hf.models.tinybert.modeling_tinybert as modeling
 
     config = load_config_from_file(str(CONFIGS / name))
     assert config.distributed_type.name == engine and config.num_processes == 2

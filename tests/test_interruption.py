@@ -8,7 +8,7 @@ import time
 
 import pytest
 
-from tinybert_hf.interruption import (
+from tinybert_hf.commands.interruption import (
     RunTerminated,
     interruption_message,
     kept_after_interruption,

@@ -5,7 +5,7 @@ import math
 import pytest
 import torch
 
-from tinybert_hf.losses import (
+from tinybert_hf.distillation.losses import (
     attention_kl,
     attention_relation_kl,
     attention_score_mse,

@@ -5,8 +5,8 @@ import time
 import pytest
 import torch
 
-from tinybert_hf.measure import compare_speed, speed_noise
-from tinybert_hf.metrics import accuracy_and_f1, entity_f1, entity_spans
+from tinybert_hf.evaluation.metrics import accuracy_and_f1, entity_f1, entity_spans
+from tinybert_hf.evaluation.speed_and_size import compare_speed, speed_noise
 
 
 def test_accuracy_and_macro_f1_by_hand():

@@ -15,9 +15,10 @@ import pytest
 import torch
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
+from tinybert_hf.pruning.structured.structured import prune
 
 from tinybert_hf import TinyBertConfig
-from tinybert_hf.losses import (
+from tinybert_hf.distillation.losses import (
     attention_kl,
     attention_relation_kl,
     attention_score_mse,
@@ -26,13 +27,12 @@ from tinybert_hf.losses import (
     logits_mse,
     soft_cross_entropy,
 )
-from tinybert_hf.modeling_tinybert import (
+from tinybert_hf.models.tinybert.modeling_tinybert import (
     TinyBertForMaskedLM,
     TinyBertForSequenceClassification,
     TinyBertForTokenClassification,
     TinyBertModel,
 )
-from tinybert_hf.pruning import prune
 
 EXAMPLES = int(os.environ.get("TINYBERT_HF_HYPOTHESIS_EXAMPLES", "150"))
 PROPERTY = settings(

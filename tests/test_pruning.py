@@ -10,6 +10,15 @@ import sys
 import pytest
 import torch
 from datasets import Dataset
+from tinybert_hf.pruning.structured.importance import compute_importance
+from tinybert_hf.pruning.structured.structured import (
+    PruningPlan,
+    apply_plan,
+    as_tinybert,
+    calibration_batches,
+    plan_for_shape,
+    prune,
+)
 from transformers import (
     AutoModelForSequenceClassification,
     BertForMaskedLM,
@@ -21,8 +30,6 @@ from transformers import (
 from tests.conftest import random_batch, tiny_bert_config, tiny_config
 from tests.test_save_load import REMOTE_CODE_SCRIPT
 from tinybert_hf import TinyBertForSequenceClassification, TinyBertForTokenClassification, TinyBertModel
-from tinybert_hf.importance import compute_importance
-from tinybert_hf.pruning import PruningPlan, apply_plan, as_tinybert, calibration_batches, plan_for_shape, prune
 
 
 def full_plan(config) -> PruningPlan:

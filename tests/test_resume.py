@@ -21,7 +21,7 @@ import torch
 from safetensors.torch import load_file
 from transformers import BertModel
 
-from tinybert_hf.atomic import is_complete_checkpoint
+from tinybert_hf.utils.atomic import is_complete_checkpoint
 
 from .conftest import tiny_bert_config
 from .test_cli import cli, offline_env, sentences

@@ -5,8 +5,8 @@ import torch
 from datasets import Dataset, load_from_disk
 from transformers import BertForTokenClassification, DataCollatorForTokenClassification
 
-from tinybert_hf.teacher_cache import TEACHER_LOGITS_COLUMN, TeacherLogitsCollator, add_teacher_logits
-from tinybert_hf.trainer import DistillationTrainer
+from tinybert_hf.distillation.teacher_cache import TEACHER_LOGITS_COLUMN, TeacherLogitsCollator, add_teacher_logits
+from tinybert_hf.distillation.trainer import DistillationTrainer
 
 from .conftest import tiny_bert_config
 from .test_trainer import arguments, dataset, teacher_and_student

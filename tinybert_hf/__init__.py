@@ -38,8 +38,11 @@ def _register() -> None:
         AutoModelForTokenClassification,
     )
 
-    from .configuration_tinybert import TinyBertConfig
-    from .modeling_tinybert import (
+    from .distillation.teacher_cache import add_teacher_logits
+    from .distillation.trainer import DistillationTrainer, DistillationTrainingArguments
+    from .models.tinybert.configuration_tinybert import TinyBertConfig
+    from .models.tinybert.conversion import student_from_teacher_layers, uniform_layer_subset
+    from .models.tinybert.modeling_tinybert import (
         TinyBertForMaskedLM,
         TinyBertForSequenceClassification,
         TinyBertForTokenClassification,
@@ -47,9 +50,6 @@ def _register() -> None:
         TinyBertModelOutput,
         TinyBertPreTrainedModel,
     )
-    from .student_init import student_from_teacher_layers, uniform_layer_subset
-    from .teacher_cache import add_teacher_logits
-    from .trainer import DistillationTrainer, DistillationTrainingArguments
 
     globals().update(
         DistillationTrainer=DistillationTrainer,

@@ -1,0 +1,1 @@
+"""Numbers about models: task metrics, and speed and size measurements."""

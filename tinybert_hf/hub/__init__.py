@@ -1,0 +1,1 @@
+"""The Hugging Face Hub: pushing a student and writing its model card."""

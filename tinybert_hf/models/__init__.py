@@ -1,0 +1,1 @@
+"""Model architectures: the TinyBERT configuration, modeling and conversion from BERT (`models/tinybert/`)."""
