@@ -19,9 +19,9 @@ import time
 from pathlib import Path
 
 import torch
-from tinybert_hf.data.loading.augmentation import AugmentationConfig, TinyBertAugmenter
-from tinybert_hf.data.loading.loading import rotten_tomatoes_snippets
-from tinybert_hf.data.loading.packaged import packaged_teacher_path
+from tinybert_hf.data.augmentation import AugmentationConfig, TinyBertAugmenter
+from tinybert_hf.data.loading import rotten_tomatoes_snippets
+from tinybert_hf.data.packaged import packaged_teacher_path
 from transformers import AutoModel, AutoModelForMaskedLM, AutoTokenizer
 
 

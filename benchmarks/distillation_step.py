@@ -25,7 +25,7 @@ from pathlib import Path
 
 import torch
 from datasets import Dataset
-from tinybert_hf.data.loading.packaged import packaged_teacher_path
+from tinybert_hf.data.packaged import packaged_teacher_path
 from transformers import BertForSequenceClassification, TrainerCallback
 
 from tinybert_hf import TinyBertConfig, TinyBertForSequenceClassification

@@ -28,8 +28,8 @@ RESULTS = ROOT / "benchmarks" / "results"
 def worker(options: argparse.Namespace) -> None:
     import torch
     from accelerate import PartialState
-    from tinybert_hf.recipe.steps.arguments import RecipeArguments
-    from tinybert_hf.recipe.steps.steps import (
+    from tinybert_hf.recipe.arguments import RecipeArguments
+    from tinybert_hf.recipe.steps import (
         _collator,
         _distillation_arguments,
         metric_function,

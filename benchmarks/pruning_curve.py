@@ -18,11 +18,11 @@ import time
 from pathlib import Path
 
 import torch
-from tinybert_hf.data.loading.loading import load_task_splits
-from tinybert_hf.pruning.structured.structured import calibration_batches, prune
-from tinybert_hf.recipe.steps.arguments import RecipeArguments
-from tinybert_hf.recipe.steps.report import SPEED_TEXT
-from tinybert_hf.recipe.steps.steps import distil_prediction_layer, evaluate_model, label_names, tokenize_splits
+from tinybert_hf.data.loading import load_task_splits
+from tinybert_hf.pruning.structured import calibration_batches, prune
+from tinybert_hf.recipe.arguments import RecipeArguments
+from tinybert_hf.recipe.report import SPEED_TEXT
+from tinybert_hf.recipe.steps import distil_prediction_layer, evaluate_model, label_names, tokenize_splits
 from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
 from tinybert_hf.evaluation.speed_and_size import compare_speed, parameter_count, timing_batch

@@ -30,12 +30,12 @@ from dataclasses import fields
 from pathlib import Path
 
 import torch
-from tinybert_hf.data.loading.loading import load_task_splits
-from tinybert_hf.pruning.structured.magnitude import magnitude_prune, sparsity_report
-from tinybert_hf.quantization.onnx_int8.onnx_int8 import fuse_onnx, quantize_saved_model
-from tinybert_hf.recipe.steps.arguments import QuantizeArguments, RecipeArguments
-from tinybert_hf.recipe.steps.report import SPEED_TEXT
-from tinybert_hf.recipe.steps.steps import (
+from tinybert_hf.data.loading import load_task_splits
+from tinybert_hf.pruning.magnitude import magnitude_prune, sparsity_report
+from tinybert_hf.quantization.onnx_int8 import fuse_onnx, quantize_saved_model
+from tinybert_hf.recipe.arguments import QuantizeArguments, RecipeArguments
+from tinybert_hf.recipe.report import SPEED_TEXT
+from tinybert_hf.recipe.steps import (
     augment_training_data,
     distil_prediction_layer,
     evaluate_model,

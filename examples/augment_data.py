@@ -10,8 +10,8 @@ Run:
 
 from pathlib import Path
 
-from tinybert_hf.recipe.steps.arguments import RecipeArguments
-from tinybert_hf.recipe.steps.steps import augment_training_data, load_embedding_source, prepare_data
+from tinybert_hf.recipe.arguments import RecipeArguments
+from tinybert_hf.recipe.steps import augment_training_data, load_embedding_source, prepare_data
 from transformers import HfArgumentParser
 
 

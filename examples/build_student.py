@@ -22,8 +22,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
-from tinybert_hf.data.loading.packaged import packaged_teacher_path
-from tinybert_hf.pruning.structured.structured import prune
+from tinybert_hf.data.packaged import packaged_teacher_path
+from tinybert_hf.pruning.structured import prune
 from transformers import AutoModel, AutoTokenizer, HfArgumentParser, pipeline
 
 import tinybert_hf

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 
 import torch
 from datasets import load_dataset
-from tinybert_hf.data.loading.packaged import packaged_teacher_path
+from tinybert_hf.data.packaged import packaged_teacher_path
 from transformers import AutoModel, AutoTokenizer, DataCollatorWithPadding, HfArgumentParser
 
 from tinybert_hf import DistillationTrainer, DistillationTrainingArguments, student_from_teacher_layers

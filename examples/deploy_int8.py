@@ -16,8 +16,8 @@ import time
 from pathlib import Path
 
 import torch
-from tinybert_hf.quantization.onnx_int8.onnx_int8 import default_int8_directory, quantize_saved_model
-from tinybert_hf.recipe.steps.arguments import QuantizeArguments
+from tinybert_hf.quantization.onnx_int8 import default_int8_directory, quantize_saved_model
+from tinybert_hf.recipe.arguments import QuantizeArguments
 from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
 import tinybert_hf  # noqa: F401  (registers the TinyBERT classes with the Auto classes)

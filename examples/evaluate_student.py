@@ -7,8 +7,8 @@ Run:
 
 import json
 
-from tinybert_hf.recipe.steps.arguments import EvaluateArguments, RecipeArguments
-from tinybert_hf.recipe.steps.steps import evaluate_saved_model
+from tinybert_hf.recipe.arguments import EvaluateArguments, RecipeArguments
+from tinybert_hf.recipe.steps import evaluate_saved_model
 from transformers import HfArgumentParser
 
 

@@ -6,8 +6,8 @@ Run:
         --text_column sentence --output_dir outputs/sst2                              # online
 """
 
-from tinybert_hf.recipe.steps.arguments import RecipeArguments
-from tinybert_hf.recipe.steps.steps import finetune_teacher, prepare_data
+from tinybert_hf.recipe.arguments import RecipeArguments
+from tinybert_hf.recipe.steps import finetune_teacher, prepare_data
 from transformers import HfArgumentParser
 
 

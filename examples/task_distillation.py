@@ -8,8 +8,8 @@ Run:
         --student_layers 4
 """
 
-from tinybert_hf.recipe.steps.arguments import RecipeArguments
-from tinybert_hf.recipe.steps.steps import run_recipe
+from tinybert_hf.recipe.arguments import RecipeArguments
+from tinybert_hf.recipe.steps import run_recipe
 from transformers import HfArgumentParser
 
 

@@ -7,7 +7,7 @@ import socket
 
 import pytest
 import torch
-from tinybert_hf.data.loading.packaged import packaged_teacher_path
+from tinybert_hf.data.packaged import packaged_teacher_path
 from transformers import BertConfig, BertTokenizer
 
 from tinybert_hf import TinyBertConfig

@@ -12,8 +12,8 @@ import pytest
 import torch
 from huggingface_hub import ModelCard
 from huggingface_hub.repocard_data import model_index_to_eval_results
-from tinybert_hf.hub.push.push import student_files
-from tinybert_hf.recipe.steps.arguments import RecipeArguments
+from tinybert_hf.hub.push import student_files
+from tinybert_hf.recipe.arguments import RecipeArguments
 from transformers import AutoModelForSequenceClassification, AutoModelForTokenClassification, BertModel, pipeline
 
 from tinybert_hf.commands import cli as cli_module

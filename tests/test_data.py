@@ -4,7 +4,7 @@ import json
 
 import pytest
 from datasets import ClassLabel
-from tinybert_hf.data.loading.loading import (
+from tinybert_hf.data.loading import (
     encode_labels_as,
     load_evaluation_files,
     load_task_dataset,
@@ -98,7 +98,7 @@ def test_evaluation_files_alone_are_encoded_as_the_models_labels(tmp_path):
 
 
 def test_recorded_relative_data_paths_are_read_from_where_the_run_ran(tmp_path):
-    from tinybert_hf.recipe.steps.run_records import recorded_data_settings
+    from tinybert_hf.recipe.run_records import recorded_data_settings
 
     (tmp_path / "data").mkdir()
     (tmp_path / "data" / "train.csv").write_text("text,label\ngood,pos\n")

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 import torch
 from huggingface_hub import ModelCard
-from tinybert_hf.hub.push.push import push_student, student_files
+from tinybert_hf.hub.push import push_student, student_files
 from transformers import AutoTokenizer
 
 from tinybert_hf import TinyBertForSequenceClassification

@@ -15,7 +15,7 @@ import pytest
 import torch
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
-from tinybert_hf.pruning.structured.structured import prune
+from tinybert_hf.pruning.structured import prune
 
 from tinybert_hf import TinyBertConfig
 from tinybert_hf.distillation.losses import (

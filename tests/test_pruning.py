@@ -10,8 +10,8 @@ import sys
 import pytest
 import torch
 from datasets import Dataset
-from tinybert_hf.pruning.structured.importance import compute_importance
-from tinybert_hf.pruning.structured.structured import (
+from tinybert_hf.pruning.importance import compute_importance
+from tinybert_hf.pruning.structured import (
     PruningPlan,
     apply_plan,
     as_tinybert,

@@ -7,16 +7,16 @@ import numpy as np
 import onnx
 import pytest
 import torch
-from tinybert_hf.pruning.structured.magnitude import magnitude_prune, prunable_linears, sparsity_report
-from tinybert_hf.quantization.onnx_int8.onnx_int8 import quantize_onnx, quantize_saved_model, weights_digest
-from tinybert_hf.quantization.onnx_int8.quantization_aware import (
+from tinybert_hf.pruning.magnitude import magnitude_prune, prunable_linears, sparsity_report
+from tinybert_hf.quantization.onnx_int8 import quantize_onnx, quantize_saved_model, weights_digest
+from tinybert_hf.quantization.quantization_aware import (
     add_fake_quantization,
     fake_quantize_activation,
     fake_quantize_weight,
     has_fake_quantization,
     remove_fake_quantization,
 )
-from tinybert_hf.recipe.steps.arguments import QuantizeArguments
+from tinybert_hf.recipe.arguments import QuantizeArguments
 from transformers import GPT2Config, GPT2ForSequenceClassification
 
 from tinybert_hf import TinyBertForSequenceClassification, TinyBertModel
@@ -289,8 +289,8 @@ def test_export_and_quantize_commands(tmp_path, tiny_tokenizer):
 
 
 def test_quantization_aware_stage_two_saves_a_plain_student(tmp_path, tiny_tokenizer):
-    from tinybert_hf.recipe.steps.arguments import RecipeArguments
-    from tinybert_hf.recipe.steps.steps import distil_prediction_layer
+    from tinybert_hf.recipe.arguments import RecipeArguments
+    from tinybert_hf.recipe.steps import distil_prediction_layer
 
     from .test_trainer import dataset
 

@@ -3,8 +3,8 @@
 import pytest
 import torch
 from datasets import Dataset
-from tinybert_hf.recipe.steps.arguments import RecipeArguments
-from tinybert_hf.recipe.steps.steps import build_student
+from tinybert_hf.recipe.arguments import RecipeArguments
+from tinybert_hf.recipe.steps import build_student
 from transformers import BertForSequenceClassification
 
 from tinybert_hf import TinyBertForSequenceClassification

@@ -8,9 +8,9 @@ import shutil
 
 import pytest
 import torch
-from tinybert_hf.hub.push.push import student_files
-from tinybert_hf.recipe.steps.arguments import RecipeArguments
-from tinybert_hf.recipe.steps.steps import load_teacher
+from tinybert_hf.hub.push import student_files
+from tinybert_hf.recipe.arguments import RecipeArguments
+from tinybert_hf.recipe.steps import load_teacher
 from transformers import AutoModelForSequenceClassification, BertForSequenceClassification
 
 from tinybert_hf import TinyBertForSequenceClassification

@@ -6,9 +6,9 @@ import os
 import pytest
 import torch
 from datasets import ClassLabel, Dataset
-from tinybert_hf.data.loading.loading import eval_set_name, load_eval_set, parse_label_map
-from tinybert_hf.data.loading.packaged import packaged_general_text_paths
-from tinybert_hf.data.loading.transfer_text import (
+from tinybert_hf.data.loading import eval_set_name, load_eval_set, parse_label_map
+from tinybert_hf.data.packaged import packaged_general_text_paths
+from tinybert_hf.data.transfer_text import (
     load_transfer_text,
     mix_transfer_rows,
     snippets,
@@ -195,8 +195,8 @@ def test_logit_mse_prediction_loss(tmp_path):
 def test_prediction_stage_can_keep_the_intermediate_losses(tmp_path, tiny_tokenizer):
     """`prediction_intermediate_losses`: stage 2 learns hidden states and attention beside the logits, on labelled
     and transfer rows alike, with the teacher live (no logit cache written)."""
-    from tinybert_hf.recipe.steps.arguments import RecipeArguments
-    from tinybert_hf.recipe.steps.steps import distil_prediction_layer
+    from tinybert_hf.recipe.arguments import RecipeArguments
+    from tinybert_hf.recipe.steps import distil_prediction_layer
 
     torch.manual_seed(0)
     teacher = BertForSequenceClassification(tiny_bert_config(num_labels=2)).eval()
