@@ -19,10 +19,11 @@ import time
 from pathlib import Path
 
 import torch
+from transformers import AutoModel, AutoModelForMaskedLM, AutoTokenizer
+
 from tinybert_hf.data.augmentation import AugmentationConfig, TinyBertAugmenter
 from tinybert_hf.data.loading import rotten_tomatoes_snippets
 from tinybert_hf.data.packaged import packaged_teacher_path
-from transformers import AutoModel, AutoModelForMaskedLM, AutoTokenizer
 
 
 def packaged_mlm() -> str:

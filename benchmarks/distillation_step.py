@@ -25,13 +25,14 @@ from pathlib import Path
 
 import torch
 from datasets import Dataset
-from tinybert_hf.data.packaged import packaged_teacher_path
 from transformers import BertForSequenceClassification, TrainerCallback
 
 from tinybert_hf import TinyBertConfig, TinyBertForSequenceClassification
+from tinybert_hf.data.packaged import packaged_teacher_path
+from tinybert_hf.distillation.arguments import DistillationTrainingArguments
 from tinybert_hf.distillation.losses import attention_score_mse, hidden_state_mse
 from tinybert_hf.distillation.teacher_cache import add_teacher_logits
-from tinybert_hf.distillation.trainer import DistillationTrainer, DistillationTrainingArguments
+from tinybert_hf.distillation.trainer import DistillationTrainer
 
 BATCH, SEQ = 32, 64
 

@@ -28,17 +28,14 @@ RESULTS = ROOT / "benchmarks" / "results"
 def worker(options: argparse.Namespace) -> None:
     import torch
     from accelerate import PartialState
-    from tinybert_hf.recipe.arguments import RecipeArguments
-    from tinybert_hf.recipe.steps import (
-        _collator,
-        _distillation_arguments,
-        metric_function,
-        prepare_data,
-        tokenize_splits,
-    )
     from transformers import AutoModelForSequenceClassification, set_seed
 
     from tinybert_hf import DistillationTrainer, add_teacher_logits, student_from_teacher_layers, uniform_layer_subset
+    from tinybert_hf.data.tokenization import data_collator, tokenize_splits
+    from tinybert_hf.evaluation.metrics import compute_metrics_for
+    from tinybert_hf.recipe.arguments import RecipeArguments
+    from tinybert_hf.recipe.run import prepare_data
+    from tinybert_hf.recipe.steps import _distillation_arguments
 
     torch.set_num_threads(int(os.environ.get("OMP_NUM_THREADS", "1")))
     state = PartialState()
@@ -46,7 +43,7 @@ def worker(options: argparse.Namespace) -> None:
     args.batch_size = options.per_device_train_batch_size
     set_seed(args.seed)
     data, names, tokenizer = prepare_data(args)
-    tokenized = tokenize_splits(data, tokenizer, args)
+    tokenized = tokenize_splits(data, tokenizer, args.task, args.max_length)
     teacher = AutoModelForSequenceClassification.from_pretrained(options.teacher).eval()
     layers = uniform_layer_subset(teacher.config.num_hidden_layers, 4)
     student = student_from_teacher_layers(teacher, layers=layers)
@@ -67,7 +64,7 @@ def worker(options: argparse.Namespace) -> None:
             logging_first_step=True,
         ),  # fmt: skip
         train_dataset=tokenized["train"],
-        data_collator=_collator(tokenizer, args),
+        data_collator=data_collator(tokenizer, args.task),
     )
     stage_one.train()
     with state.main_process_first():  # one process computes (and caches) the teacher's logits, the other reads them
@@ -81,8 +78,8 @@ def worker(options: argparse.Namespace) -> None:
         ),
         train_dataset=train,
         eval_dataset=validation,
-        data_collator=_collator(tokenizer, args),
-        compute_metrics=metric_function(names, args),
+        data_collator=data_collator(tokenizer, args.task),
+        compute_metrics=compute_metrics_for(names, args.task),
     )
     stage_two.train()
     dev = stage_two.evaluate()  # the best epoch (load_best_model_at_end), gathered over processes

@@ -18,14 +18,15 @@ import time
 from pathlib import Path
 
 import torch
+from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
 from tinybert_hf.data.loading import load_task_splits
+from tinybert_hf.data.tokenization import label_names, tokenize_splits
+from tinybert_hf.evaluation.speed_and_size import compare_speed, parameter_count, timing_batch
 from tinybert_hf.pruning.structured import calibration_batches, prune
 from tinybert_hf.recipe.arguments import RecipeArguments
 from tinybert_hf.recipe.report import SPEED_TEXT
-from tinybert_hf.recipe.steps import distil_prediction_layer, evaluate_model, label_names, tokenize_splits
-from transformers import AutoModelForSequenceClassification, AutoTokenizer
-
-from tinybert_hf.evaluation.speed_and_size import compare_speed, parameter_count, timing_batch
+from tinybert_hf.recipe.steps import distil_prediction_layer, evaluate_model
 
 RESULTS = Path(__file__).parent / "results" / "pruning_curve"
 
@@ -52,8 +53,8 @@ def main() -> None:
     args = RecipeArguments(output_dir=options.output_dir, teacher=options.teacher)
     tokenizer = AutoTokenizer.from_pretrained(options.student)
     data = load_task_splits(args)
-    names = label_names(data, args)
-    tokenized = tokenize_splits(data, tokenizer, args)
+    names = label_names(data, args.task)
+    tokenized = tokenize_splits(data, tokenizer, args.task, args.max_length)
     student = AutoModelForSequenceClassification.from_pretrained(options.student).eval()
     teacher = AutoModelForSequenceClassification.from_pretrained(options.teacher).eval()
     batches = calibration_batches(tokenized["train"], args.calibration_samples, seed=args.seed)

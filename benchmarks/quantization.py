@@ -30,25 +30,20 @@ from dataclasses import fields
 from pathlib import Path
 
 import torch
-from tinybert_hf.data.loading import load_task_splits
-from tinybert_hf.pruning.magnitude import magnitude_prune, sparsity_report
-from tinybert_hf.quantization.onnx_int8 import fuse_onnx, quantize_saved_model
-from tinybert_hf.recipe.arguments import QuantizeArguments, RecipeArguments
-from tinybert_hf.recipe.report import SPEED_TEXT
-from tinybert_hf.recipe.steps import (
-    augment_training_data,
-    distil_prediction_layer,
-    evaluate_model,
-    label_names,
-    tokenize,
-    tokenize_splits,
-)
 from transformers import AutoModelForSequenceClassification, AutoTokenizer, set_seed
 
 import tinybert_hf  # noqa: F401  (registers the TinyBERT classes)
+from tinybert_hf.data.loading import load_task_splits
+from tinybert_hf.data.tokenization import label_names, tokenize, tokenize_splits
 from tinybert_hf.evaluation.speed_and_size import compare_speed, size_on_disk_mb, timing_batch
 from tinybert_hf.onnx.export import export_saved_model
 from tinybert_hf.onnx.modeling_onnx import OnnxModelForSequenceClassification
+from tinybert_hf.pruning.magnitude import magnitude_prune, sparsity_report
+from tinybert_hf.quantization.arguments import QuantizeArguments
+from tinybert_hf.quantization.onnx_int8 import fuse_onnx, quantize_saved_model
+from tinybert_hf.recipe.arguments import RecipeArguments
+from tinybert_hf.recipe.report import SPEED_TEXT
+from tinybert_hf.recipe.steps import augment_training_data, distil_prediction_layer, evaluate_model
 
 RESULTS = Path(__file__).parent / "results" / "quantization"
 THREADS = 2
@@ -74,8 +69,8 @@ def main() -> None:
     set_seed(args.seed)
     tokenizer = AutoTokenizer.from_pretrained(recipe_dir / "student")
     data = load_task_splits(args)
-    names = label_names(data, args)
-    tokenized = tokenize_splits(data, tokenizer, args)
+    names = label_names(data, args.task)
+    tokenized = tokenize_splits(data, tokenizer, args.task, args.max_length)
     teacher = AutoModelForSequenceClassification.from_pretrained(recipe_dir / "teacher").eval()
 
     # 1. post-training quantization of the distilled student
@@ -88,7 +83,9 @@ def main() -> None:
     start = time.perf_counter()
     train = tokenized["train"]
     if args.augment:
-        train = tokenize(augment_training_data(data["train"], tokenizer, teacher, args), tokenizer, args)
+        train = tokenize(
+            augment_training_data(data["train"], tokenizer, teacher, args), tokenizer, args.task, args.max_length
+        )
     intermediate = AutoModelForSequenceClassification.from_pretrained(recipe_dir / "student_intermediate")
     distil_prediction_layer(
         teacher,

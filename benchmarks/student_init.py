@@ -29,7 +29,7 @@ import time
 from pathlib import Path
 
 from tinybert_hf.recipe.arguments import RecipeArguments
-from tinybert_hf.recipe.steps import run_recipe
+from tinybert_hf.recipe.run import run_recipe
 
 TINYBERT4 = {"student_layers": 4, "student_hidden_size": 312, "student_attention_heads": 12}
 INITS = {
@@ -59,7 +59,8 @@ def main() -> None:
     teacher = options.teacher
     if teacher is None:  # one fine-tuned teacher shared by every student
         args = RecipeArguments(output_dir=str(root / "shared"))
-        from tinybert_hf.recipe.steps import finetune_teacher, prepare_data
+        from tinybert_hf.recipe.run import prepare_data
+        from tinybert_hf.recipe.steps import finetune_teacher
 
         data, names, tokenizer = prepare_data(args)
         teacher = str(finetune_teacher(data, names, tokenizer, args))
@@ -96,13 +97,16 @@ def main() -> None:
 
 def score_untrained(teacher_dir: str, path: Path) -> None:
     """Dev accuracy of every TinyBERT4 starting point before distillation (pruning is the only step)."""
-    from tinybert_hf.pruning.structured import calibration_batches, prune
-    from tinybert_hf.recipe.steps import evaluate_model, prepare_data, sort_by_length, tokenize
     from transformers import AutoModelForSequenceClassification
+
+    from tinybert_hf.data.tokenization import sort_by_length, tokenize
+    from tinybert_hf.pruning.structured import calibration_batches, prune
+    from tinybert_hf.recipe.run import prepare_data
+    from tinybert_hf.recipe.steps import evaluate_model
 
     args = RecipeArguments(teacher=teacher_dir)
     data, names, tokenizer = prepare_data(args)
-    tokenized = tokenize(data, tokenizer, args)
+    tokenized = tokenize(data, tokenizer, args.task, args.max_length)
     dev = sort_by_length(tokenized["validation"])
     teacher = AutoModelForSequenceClassification.from_pretrained(teacher_dir).eval()
     batches = calibration_batches(tokenized["train"], args.calibration_samples, seed=args.seed)

@@ -10,9 +10,11 @@ Run:
 
 from pathlib import Path
 
-from tinybert_hf.recipe.arguments import RecipeArguments
-from tinybert_hf.recipe.steps import augment_training_data, load_embedding_source, prepare_data
 from transformers import HfArgumentParser
+
+from tinybert_hf.recipe.arguments import RecipeArguments
+from tinybert_hf.recipe.run import prepare_data
+from tinybert_hf.recipe.steps import augment_training_data, load_embedding_source
 
 
 def main() -> None:

@@ -22,13 +22,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
-from tinybert_hf.data.packaged import packaged_teacher_path
-from tinybert_hf.pruning.structured import prune
 from transformers import AutoModel, AutoTokenizer, HfArgumentParser, pipeline
 
 import tinybert_hf
 from tinybert_hf import TinyBertConfig, TinyBertModel, student_from_teacher_layers, uniform_layer_subset
+from tinybert_hf.data.packaged import packaged_teacher_path
 from tinybert_hf.evaluation.speed_and_size import compare_speed, size_on_disk_mb
+from tinybert_hf.pruning.structured import prune
 
 SENTENCES = [
     "A quietly moving film about grief and the small comforts of routine.",

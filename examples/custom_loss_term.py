@@ -17,10 +17,10 @@ from dataclasses import dataclass, field
 
 import torch
 from datasets import load_dataset
-from tinybert_hf.data.packaged import packaged_teacher_path
 from transformers import AutoModel, AutoTokenizer, DataCollatorWithPadding, HfArgumentParser
 
 from tinybert_hf import DistillationTrainer, DistillationTrainingArguments, student_from_teacher_layers
+from tinybert_hf.data.packaged import packaged_teacher_path
 
 
 class CosineDistillationTrainer(DistillationTrainer):

@@ -16,13 +16,13 @@ import time
 from pathlib import Path
 
 import torch
-from tinybert_hf.quantization.onnx_int8 import default_int8_directory, quantize_saved_model
-from tinybert_hf.recipe.arguments import QuantizeArguments
 from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
 import tinybert_hf  # noqa: F401  (registers the TinyBERT classes with the Auto classes)
 from tinybert_hf.evaluation.speed_and_size import size_on_disk_mb
 from tinybert_hf.onnx.modeling_onnx import OnnxModelForSequenceClassification, onnx_pipeline
+from tinybert_hf.quantization.arguments import QuantizeArguments
+from tinybert_hf.quantization.onnx_int8 import default_int8_directory, quantize_saved_model
 
 DEFAULT_TEXTS = [
     "a quietly moving film about grief, with a great cast",

@@ -7,9 +7,11 @@ Run:
 
 import json
 
-from tinybert_hf.recipe.arguments import EvaluateArguments, RecipeArguments
-from tinybert_hf.recipe.steps import evaluate_saved_model
 from transformers import HfArgumentParser
+
+from tinybert_hf.commands.arguments import EvaluateArguments
+from tinybert_hf.commands.evaluate import evaluate_saved_model
+from tinybert_hf.recipe.arguments import RecipeArguments
 
 
 def main() -> None:

@@ -6,9 +6,11 @@ Run:
         --text_column sentence --output_dir outputs/sst2                              # online
 """
 
-from tinybert_hf.recipe.arguments import RecipeArguments
-from tinybert_hf.recipe.steps import finetune_teacher, prepare_data
 from transformers import HfArgumentParser
+
+from tinybert_hf.recipe.arguments import RecipeArguments
+from tinybert_hf.recipe.run import prepare_data
+from tinybert_hf.recipe.steps import finetune_teacher
 
 
 def main() -> None:

@@ -9,8 +9,8 @@ Then start task distillation from it: `tinybert-hf distill --student_init output
 
 from transformers import HfArgumentParser
 
+from tinybert_hf.distillation.arguments import DistillationTrainingArguments
 from tinybert_hf.distillation.general_distillation import GeneralDistillationArguments, general_distill
-from tinybert_hf.distillation.trainer import DistillationTrainingArguments
 
 
 def main() -> None:

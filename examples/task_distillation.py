@@ -8,9 +8,10 @@ Run:
         --student_layers 4
 """
 
-from tinybert_hf.recipe.arguments import RecipeArguments
-from tinybert_hf.recipe.steps import run_recipe
 from transformers import HfArgumentParser
+
+from tinybert_hf.recipe.arguments import RecipeArguments
+from tinybert_hf.recipe.run import run_recipe
 
 
 def main() -> None:

@@ -7,10 +7,10 @@ import socket
 
 import pytest
 import torch
-from tinybert_hf.data.packaged import packaged_teacher_path
 from transformers import BertConfig, BertTokenizer
 
 from tinybert_hf import TinyBertConfig
+from tinybert_hf.data.packaged import packaged_teacher_path
 
 TINY_WORDS = ["good", "bad", "film", "plot", "great", "dull", "cast", "new", "york", "paris", "##s", "the", "a"]
 TINY_VOCAB = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", *TINY_WORDS]

@@ -8,10 +8,10 @@ from pathlib import Path
 import pytest
 import torch
 from datasets import Dataset
-from tinybert_hf.data.augmentation import AugmentationConfig, TinyBertAugmenter, load_word_vectors
 from transformers import BertForMaskedLM
 
 from tinybert_hf.data import augmentation
+from tinybert_hf.data.augmentation import AugmentationConfig, TinyBertAugmenter, load_word_vectors
 
 from .conftest import tiny_bert_config
 

@@ -12,9 +12,6 @@ from pathlib import Path
 import pytest
 import torch
 from datasets import Dataset
-from tinybert_hf.data.loading import load_task_dataset
-from tinybert_hf.recipe.arguments import RecipeArguments
-from tinybert_hf.recipe.steps import build_student, load_teacher, prepare_data, prepare_output_dir
 from transformers import (
     BertForSequenceClassification,
     BertModel,
@@ -25,9 +22,15 @@ from transformers import (
 from transformers.utils import logging as transformers_logging
 
 from tinybert_hf import TinyBertConfig, TinyBertForSequenceClassification
+from tinybert_hf.data.loading import load_task_dataset
+from tinybert_hf.distillation.arguments import DistillationTrainingArguments
 from tinybert_hf.distillation.general_distillation import GeneralDistillationArguments, corpus_stream
-from tinybert_hf.distillation.trainer import DistillationTrainer, DistillationTrainingArguments
+from tinybert_hf.distillation.trainer import DistillationTrainer
 from tinybert_hf.errors import BadInputError, OutputDirectoryError
+from tinybert_hf.recipe.arguments import RecipeArguments
+from tinybert_hf.recipe.output_directory import prepare_output_dir
+from tinybert_hf.recipe.run import prepare_data
+from tinybert_hf.recipe.steps import build_student, load_teacher
 
 from .conftest import TINY_VOCAB, tiny_bert_config
 from .test_cli import cli, offline_env
@@ -398,7 +401,7 @@ def test_the_cli_prints_one_line_for_a_bad_input(tmp_path, case):
 
 def test_a_misspelt_student_init_is_refused_with_the_closest_one():
     # it used to be read as the path of a general student, and fail only after the teacher was fine-tuned
-    from tinybert_hf.recipe.steps import general_student_path
+    from tinybert_hf.recipe.checks import general_student_path
 
     with pytest.raises(
         BadInputError, match=r"`--student_init prunned-teacher` is not one of .*did you mean 'pruned-teacher'\?"

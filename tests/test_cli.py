@@ -12,14 +12,14 @@ import pytest
 import torch
 from huggingface_hub import ModelCard
 from huggingface_hub.repocard_data import model_index_to_eval_results
-from tinybert_hf.hub.push import student_files
-from tinybert_hf.recipe.arguments import RecipeArguments
 from transformers import AutoModelForSequenceClassification, AutoModelForTokenClassification, BertModel, pipeline
 
 from tinybert_hf.commands import cli as cli_module
 from tinybert_hf.commands.cli import COMMANDS
 from tinybert_hf.errors import BadInputError
+from tinybert_hf.hub.push import student_files
 from tinybert_hf.onnx.modeling_onnx import onnx_pipeline
+from tinybert_hf.recipe.arguments import RecipeArguments
 
 from .conftest import TINY_WORDS, tiny_bert_config
 from .hub_servers import TOKEN

@@ -4,6 +4,7 @@ import json
 
 import pytest
 from datasets import ClassLabel
+
 from tinybert_hf.data.loading import (
     encode_labels_as,
     load_evaluation_files,
@@ -11,7 +12,6 @@ from tinybert_hf.data.loading import (
     ner_tweets,
     rotten_tomatoes_snippets,
 )
-
 from tinybert_hf.errors import BadInputError
 
 

@@ -15,11 +15,11 @@ from pathlib import Path
 import pytest
 import torch
 from huggingface_hub import ModelCard
-from tinybert_hf.hub.push import push_student, student_files
 from transformers import AutoTokenizer
 
 from tinybert_hf import TinyBertForSequenceClassification
 from tinybert_hf.errors import PushError
+from tinybert_hf.hub.push import push_student, student_files
 
 from .conftest import free_port, tiny_config
 from .hub_servers import TOKEN

@@ -1,6 +1,7 @@
 """Model cards: rendered only from what a run recorded (the real-run card is checked in test_cli)."""
 
 import pytest
+
 from tinybert_hf.hub.model_card import template_path, write_model_card
 
 

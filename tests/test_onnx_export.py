@@ -3,10 +3,10 @@
 import onnxruntime  # a dependency of the package: missing is a failure
 import pytest
 import torch
-from tinybert_hf.pruning.structured import PruningPlan, apply_plan
 
 from tinybert_hf import TinyBertForSequenceClassification, TinyBertForTokenClassification
 from tinybert_hf.onnx.export import export_onnx
+from tinybert_hf.pruning.structured import PruningPlan, apply_plan
 
 from .conftest import random_batch, tiny_config
 

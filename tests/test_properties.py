@@ -15,7 +15,6 @@ import pytest
 import torch
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
-from tinybert_hf.pruning.structured import prune
 
 from tinybert_hf import TinyBertConfig
 from tinybert_hf.distillation.losses import (
@@ -33,6 +32,7 @@ from tinybert_hf.models.tinybert.modeling_tinybert import (
     TinyBertForTokenClassification,
     TinyBertModel,
 )
+from tinybert_hf.pruning.structured import prune
 
 EXAMPLES = int(os.environ.get("TINYBERT_HF_HYPOTHESIS_EXAMPLES", "150"))
 PROPERTY = settings(

@@ -10,15 +10,6 @@ import sys
 import pytest
 import torch
 from datasets import Dataset
-from tinybert_hf.pruning.importance import compute_importance
-from tinybert_hf.pruning.structured import (
-    PruningPlan,
-    apply_plan,
-    as_tinybert,
-    calibration_batches,
-    plan_for_shape,
-    prune,
-)
 from transformers import (
     AutoModelForSequenceClassification,
     BertForMaskedLM,
@@ -30,6 +21,9 @@ from transformers import (
 from tests.conftest import random_batch, tiny_bert_config, tiny_config
 from tests.test_save_load import REMOTE_CODE_SCRIPT
 from tinybert_hf import TinyBertForSequenceClassification, TinyBertForTokenClassification, TinyBertModel
+from tinybert_hf.models.tinybert.conversion import as_tinybert
+from tinybert_hf.pruning.importance import compute_importance
+from tinybert_hf.pruning.structured import PruningPlan, apply_plan, calibration_batches, plan_for_shape, prune
 
 
 def full_plan(config) -> PruningPlan:

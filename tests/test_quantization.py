@@ -7,7 +7,14 @@ import numpy as np
 import onnx
 import pytest
 import torch
+from transformers import GPT2Config, GPT2ForSequenceClassification
+
+from tinybert_hf import TinyBertForSequenceClassification, TinyBertModel
+from tinybert_hf.distillation.trainer import weight_penalty
+from tinybert_hf.onnx.export import _check_inputs, export_onnx, export_saved_model, inference_session
+from tinybert_hf.onnx.modeling_onnx import OnnxModelForSequenceClassification, onnx_pipeline
 from tinybert_hf.pruning.magnitude import magnitude_prune, prunable_linears, sparsity_report
+from tinybert_hf.quantization.arguments import QuantizeArguments
 from tinybert_hf.quantization.onnx_int8 import quantize_onnx, quantize_saved_model, weights_digest
 from tinybert_hf.quantization.quantization_aware import (
     add_fake_quantization,
@@ -16,13 +23,6 @@ from tinybert_hf.quantization.quantization_aware import (
     has_fake_quantization,
     remove_fake_quantization,
 )
-from tinybert_hf.recipe.arguments import QuantizeArguments
-from transformers import GPT2Config, GPT2ForSequenceClassification
-
-from tinybert_hf import TinyBertForSequenceClassification, TinyBertModel
-from tinybert_hf.distillation.trainer import weight_penalty
-from tinybert_hf.onnx.export import _check_inputs, export_onnx, export_saved_model, inference_session
-from tinybert_hf.onnx.modeling_onnx import OnnxModelForSequenceClassification, onnx_pipeline
 
 from .conftest import tiny_config
 from .test_trainer import one_update, teacher_and_student

@@ -19,11 +19,11 @@ from pathlib import Path
 
 import pytest
 import torch
-from tinybert_hf.quantization.onnx_int8 import quantize_saved_model
-from tinybert_hf.recipe.arguments import QuantizeArguments
 from transformers import BertTokenizer
 
 from tinybert_hf import TinyBertForSequenceClassification
+from tinybert_hf.quantization.arguments import QuantizeArguments
+from tinybert_hf.quantization.onnx_int8 import quantize_saved_model
 
 from .conftest import TINY_VOCAB, tiny_config
 from .hub_servers import TOKEN
@@ -142,6 +142,7 @@ def test_readme_block_runs(block: Block, tmp_path, request, monkeypatch):
             env.update(HF_ENDPOINT=hub.upload_endpoint, HF_TOKEN=TOKEN)
         else:  # downloads come from olah, after the repository was pushed as the README's push block does
             import huggingface_hub.constants
+
             from tinybert_hf.hub.push import push_student
 
             monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", False)  # loopback, in this process

@@ -3,11 +3,11 @@
 import pytest
 import torch
 from datasets import Dataset
-from tinybert_hf.recipe.arguments import RecipeArguments
-from tinybert_hf.recipe.steps import build_student
 from transformers import BertForSequenceClassification
 
 from tinybert_hf import TinyBertForSequenceClassification
+from tinybert_hf.recipe.arguments import RecipeArguments
+from tinybert_hf.recipe.steps import build_student
 
 from .conftest import tiny_bert_config
 

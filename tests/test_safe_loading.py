@@ -8,13 +8,13 @@ import shutil
 
 import pytest
 import torch
-from tinybert_hf.hub.push import student_files
-from tinybert_hf.recipe.arguments import RecipeArguments
-from tinybert_hf.recipe.steps import load_teacher
 from transformers import AutoModelForSequenceClassification, BertForSequenceClassification
 
 from tinybert_hf import TinyBertForSequenceClassification
 from tinybert_hf.errors import CorruptWeightsError, UnsafeWeightsError
+from tinybert_hf.hub.push import student_files
+from tinybert_hf.recipe.arguments import RecipeArguments
+from tinybert_hf.recipe.steps import load_teacher
 from tinybert_hf.utils.safe_loading import check_model_directory, load_pretrained
 
 from .conftest import tiny_bert_config, tiny_config

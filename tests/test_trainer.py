@@ -8,7 +8,8 @@ from datasets import Dataset
 from transformers import BertForSequenceClassification, BertModel, TrainerCallback
 
 from tinybert_hf import TinyBertConfig, TinyBertForSequenceClassification
-from tinybert_hf.distillation.trainer import DistillationTrainer, DistillationTrainingArguments
+from tinybert_hf.distillation.arguments import DistillationTrainingArguments
+from tinybert_hf.distillation.trainer import DistillationTrainer
 from tinybert_hf.errors import NonFiniteLossError
 
 from .conftest import tiny_bert_config

@@ -6,6 +6,9 @@ import os
 import pytest
 import torch
 from datasets import ClassLabel, Dataset
+from transformers import BertForSequenceClassification, DataCollatorWithPadding
+
+from tinybert_hf import DistillationTrainer, DistillationTrainingArguments, TinyBertForSequenceClassification
 from tinybert_hf.data.loading import eval_set_name, load_eval_set, parse_label_map
 from tinybert_hf.data.packaged import packaged_general_text_paths
 from tinybert_hf.data.transfer_text import (
@@ -15,9 +18,6 @@ from tinybert_hf.data.transfer_text import (
     transfer_text_stream,
     unlabelled,
 )
-from transformers import BertForSequenceClassification, DataCollatorWithPadding
-
-from tinybert_hf import DistillationTrainer, DistillationTrainingArguments, TinyBertForSequenceClassification
 from tinybert_hf.distillation.losses import soft_cross_entropy
 from tinybert_hf.distillation.teacher_cache import add_teacher_logits
 from tinybert_hf.errors import BadInputError

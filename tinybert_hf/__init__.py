@@ -38,8 +38,9 @@ def _register() -> None:
         AutoModelForTokenClassification,
     )
 
+    from .distillation.arguments import DistillationTrainingArguments
     from .distillation.teacher_cache import add_teacher_logits
-    from .distillation.trainer import DistillationTrainer, DistillationTrainingArguments
+    from .distillation.trainer import DistillationTrainer
     from .models.tinybert.configuration_tinybert import TinyBertConfig
     from .models.tinybert.conversion import student_from_teacher_layers, uniform_layer_subset
     from .models.tinybert.modeling_tinybert import (

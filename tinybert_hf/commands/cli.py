@@ -13,15 +13,17 @@ import argparse
 import dataclasses
 import difflib
 import gc
+import importlib
 import importlib.util
-import json
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import get_type_hints
 
 from ..errors import USER_ERRORS, BadInputError
+from ..quantization.arguments import QuantizeArguments
 from ..recipe import arguments as options
+from . import arguments as commands_options
 
 USAGE = """usage: tinybert-hf <command> [options]
 
@@ -100,7 +102,11 @@ COMMANDS = {
     "general-distill": Command("A task-agnostic student from an encoder, on unlabelled text -> <output_dir>/student."),
     "evaluate": Command(
         "Dev and test metrics of a saved model (and of --eval_files), printed as JSON.",
-        (options.EvaluateArguments, _only(options.CommonArguments, "allow_pickle", "seed"), options.DataArguments),
+        (
+            commands_options.EvaluateArguments,
+            _only(options.CommonArguments, "allow_pickle", "seed"),
+            options.DataArguments,
+        ),
         help={
             "train_file": "Local training data: dev/test are cut from it unless --validation_file/--test_file are "
             "given. " + _DATA_FOR_SAVED_MODEL,
@@ -111,7 +117,7 @@ COMMANDS = {
         "Structured pruning of a saved student (heads, FFN neurons, layers, width), then optional recovery "
         "distillation -> <output_dir>/pruned (and recovered/).",
         (
-            options.PruneArguments,
+            commands_options.PruneArguments,
             options.OutputArguments,
             _only(options.RunRecordArguments, "save_steps"),
             options.CommonArguments,
@@ -138,7 +144,7 @@ COMMANDS = {
     "sparsify": Command(
         "Unstructured magnitude pruning of a saved student, its sparsity and metrics reported -> <output_dir>/sparse.",
         (
-            options.SparsifyArguments,
+            commands_options.SparsifyArguments,
             options.OutputArguments,
             options.CommonArguments,
             _without(options.DataArguments, *_NO_EVAL_FILES),
@@ -151,17 +157,18 @@ COMMANDS = {
     ),
     "export": Command(
         "A saved student as an fp32 ONNX model directory (dynamic batch and sequence axes).",
-        (options.ExportArguments,),
+        (commands_options.ExportArguments,),
     ),
     "quantize": Command(
         "A saved student as an int8 ONNX model directory for CPU inference (<model>-int8).",
-        (options.QuantizeArguments,),
+        (QuantizeArguments,),
     ),
     "card": Command(
-        "(Re)write a student's model card (README.md) from what its run recorded.", (options.CardArguments,)
+        "(Re)write a student's model card (README.md) from what its run recorded.", (commands_options.CardArguments,)
     ),
     "push": Command(
-        "Upload a saved student (weights, config, code, tokenizer, card) to the Hub.", (options.PushArguments,)
+        "Upload a saved student (weights, config, code, tokenizer, card) to the Hub.",
+        (commands_options.PushArguments,),
     ),
 }
 
@@ -260,32 +267,6 @@ def _refuse_unknown_options(name: str, parser, unused: list[str]) -> None:
     )
 
 
-def saved_outputs(results: dict, arguments) -> str:
-    """The closing lines of a recipe run: where the student, its int8 copy and the figures are, and how to use them."""
-    output_dir = Path(arguments.output_dir)
-    student = output_dir / "student"
-    auto_class = (
-        "AutoModelForTokenClassification"
-        if arguments.task == options.TOKEN_TASK
-        else ("AutoModelForSequenceClassification")
-    )
-    lines = [
-        "",
-        f"Saved in {output_dir}:",
-        f'  student       {student}  (`import tinybert_hf`, then `{auto_class}.from_pretrained("{student}")` or '
-        "`pipeline`; without the package, pass `trust_remote_code=True`; its model card is README.md there)",
-    ]
-    int8 = results["models"].get("student (int8 ONNX)")
-    if int8:
-        served = f'tinybert_hf.onnx.modeling_onnx.onnx_pipeline("{int8["directory"]}")'
-        lines.append(f"  int8 student  {int8['directory']}  (`{served}`)")
-    figures = f"{output_dir / 'results.json'} (every figure and setting), {output_dir / 'results.png'} (the chart)"
-    lines.append(f"  results       {figures}")
-    if arguments.push_to_hub:
-        lines.append(f"  pushed to     the Hub repository {arguments.hub_model_id}")
-    return "\n".join(lines)
-
-
 def _usage() -> str:
     width = max(map(len, COMMANDS))
     lines = [f"  {name:<{width}}  {command.summary}" for name, command in COMMANDS.items()]
@@ -336,8 +317,8 @@ def _parse_command(command: str, rest: list[str]) -> tuple:
     if command != "general-distill":
         return _parse(command, rest)
     # its options are TrainingArguments': its help needs transformers
+    from ..distillation.arguments import DistillationTrainingArguments
     from ..distillation.general_distillation import GeneralDistillationArguments
-    from ..distillation.trainer import DistillationTrainingArguments
 
     parser = _hf_argument_parser()(
         (GeneralDistillationArguments, DistillationTrainingArguments),
@@ -351,93 +332,9 @@ def _parse_command(command: str, rest: list[str]) -> tuple:
 
 
 def _run(command: str, parsed: tuple) -> int:
-    from ..recipe import steps as recipe
-
-    if command == "general-distill":
-        from ..distillation.general_distillation import general_distill
-
-        general, training = parsed
-        print(f"general student saved to {general_distill(general, training)}")
-    elif command in ("distill", "task-distill"):
-        (arguments,) = parsed
-        if command == "task-distill" and arguments.teacher is None:
-            raise BadInputError("task-distill needs --teacher (a fine-tuned model); `distill` fine-tunes one for you.")
-        print(saved_outputs(recipe.run_recipe(arguments), arguments))
-    elif command == "finetune-teacher":
-        (arguments,) = parsed
-        data, names, tokenizer = recipe.prepare_data(arguments)
-        print(f"teacher saved to {recipe.finetune_teacher(data, names, tokenizer, arguments)}")
-    elif command == "augment":
-        (arguments,) = parsed
-        data, _, tokenizer = recipe.prepare_data(arguments)
-        teacher = recipe.load_embedding_source(arguments)
-        augmented = recipe.augment_training_data(data["train"], tokenizer, teacher, arguments)
-        output = Path(arguments.output_dir) / "augmented"
-        augmented.save_to_disk(str(output))
-        print(f"{augmented.num_rows} rows ({data['train'].num_rows} original) saved to {output}")
-    elif command == "evaluate":
-        evaluate_arguments, arguments = parsed
-        print(json.dumps(recipe.evaluate_saved_model(evaluate_arguments.model, arguments), indent=2))
-    elif command == "prune":
-        from .compress import prune_saved_model
-
-        prune_arguments, arguments = parsed
-        record = prune_saved_model(prune_arguments, arguments)
-        for name, entry in record["models"].items():
-            score = entry["test"]["score"]
-            print(f"{name:>10}: {entry['parameters'] / 1e6:.2f}M parameters, test score {100 * score:.1f}")
-        output_dir = Path(arguments.output_dir)
-        recovered = f" and {output_dir / 'recovered'}" if "recovery" in record else ""
-        print(f"saved to {output_dir / 'pruned'}{recovered}; figures in {output_dir / 'pruning.json'}")
-    elif command == "sparsify":
-        from .compress import sparsify_saved_model
-
-        sparsify_arguments, arguments = parsed
-        record = sparsify_saved_model(sparsify_arguments, arguments)
-        for name, entry in record["models"].items():
-            print(
-                f"{name:>7}: {100 * entry['linear_sparsity']:.1f}% of layer weights zero "
-                f"({100 * entry['overall_sparsity']:.1f}% of all), test score {100 * entry['test']['score']:.1f}, "
-                f"{entry['size_mb']} MB on disk, {entry['compressed_mb']} MB compressed"
-            )
-        print(f"saved to {Path(arguments.output_dir) / 'sparse'}; {record['note']}")
-    elif command == "export":
-        from ..onnx.export import export_saved_model
-
-        (export_arguments,) = parsed
-        exported = export_saved_model(
-            export_arguments.model, export_arguments.output_dir, export_arguments.opset_version
-        )
-        print(f"ONNX model saved to {exported}")
-    elif command == "quantize":
-        from ..quantization.onnx_int8 import quantize_saved_model
-
-        (quantize_arguments,) = parsed
-        record = quantize_saved_model(quantize_arguments)
-        sizes = record["size_mb"]
-        print(
-            f"int8 model saved to {record['output_dir']}: {sizes['int8_onnx']} MB "
-            f"({sizes['fp32_onnx']} MB fp32 ONNX), largest logit change on the check batches "
-            f"{record['max_logit_change_on_check_batches']}"
-        )
-    elif command == "card":
-        from ..hub.model_card import write_model_card
-
-        (card_arguments,) = parsed
-        print(f"model card written to {write_model_card(card_arguments.model, repo_id=card_arguments.repo_id)}")
-    elif command == "push":
-        from ..hub.push import push_student
-
-        (push_arguments,) = parsed
-        info = push_student(
-            push_arguments.model,
-            push_arguments.repo_id,
-            private=push_arguments.private,
-            revision=push_arguments.revision,
-            commit_message=push_arguments.commit_message,
-            create_pr=push_arguments.create_pr,
-        )
-        print(f"pushed {push_arguments.model} to {info.commit_url}")
+    """Run the subcommand's module (`commands/<name>.py`, imported only now: the heavy imports are there)."""
+    module = importlib.import_module(f".{command.replace('-', '_')}", __package__)
+    module.run(*parsed)
     return 0
 
 

@@ -24,7 +24,8 @@ from ..models.tinybert.conversion import student_from_teacher_layers, uniform_la
 from ..models.tinybert.modeling_tinybert import TinyBertModel
 from ..utils.atomic import atomic_directory
 from ..utils.safe_loading import load_pretrained
-from .trainer import DistillationTrainer, DistillationTrainingArguments
+from .arguments import DistillationTrainingArguments
+from .trainer import DistillationTrainer
 
 
 @dataclass

@@ -11,6 +11,8 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from ..data.tasks import TASKS
+
 
 def accuracy_and_f1(predictions: Sequence[int], labels: Sequence[int], num_labels: int) -> dict[str, float]:
     r"""
@@ -73,3 +75,24 @@ def entity_f1(predictions: Sequence[Sequence[str]], references: Sequence[Sequenc
     recall = true_positives / actual if actual else 0.0
     f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
     return {"precision": round(precision, 4), "recall": round(recall, 4), "f1": round(f1, 4)}
+
+
+def compute_metrics_for(names: list[str], task: str):
+    """`compute_metrics` for Trainer on `task` with labels `names`: accuracy and macro-F1, or entity F1 for a
+    token-level task; `score` is what selects the best model."""
+
+    def compute(prediction):
+        logits = prediction.predictions[0] if isinstance(prediction.predictions, tuple) else prediction.predictions
+        predicted, labels = np.argmax(logits, axis=-1), prediction.label_ids
+        if TASKS[task].token_level:
+            real = labels != -100
+            predicted_tags = [[names[p] for p, keep in zip(row, mask, strict=True) if keep]
+                              for row, mask in zip(predicted, real, strict=True)]  # fmt: skip
+            reference_tags = [[names[t] for t, keep in zip(row, mask, strict=True) if keep]
+                              for row, mask in zip(labels, real, strict=True)]  # fmt: skip
+            scores = entity_f1(predicted_tags, reference_tags)
+            return {**scores, "score": scores["f1"]}
+        scores = accuracy_and_f1(predicted, labels, len(names))
+        return {**scores, "score": scores["accuracy"]}
+
+    return compute

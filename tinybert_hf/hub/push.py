@@ -23,8 +23,8 @@ from huggingface_hub import CommitInfo, CommitOperationAdd, CommitOperationDelet
 from huggingface_hub.utils import get_token
 from transformers.utils import logging
 
+from ..commands.arguments import PushArguments
 from ..errors import PushError
-from ..recipe.arguments import PushArguments
 from ..utils.safe_loading import SAFETENSORS_INDEX, safetensors_files
 from .model_card import RESULTS_NAME, card_was_edited, render_model_card
 

@@ -38,7 +38,7 @@ INPUT_NAMES = ("input_ids", "attention_mask", "token_type_ids")
 CHECK_SHAPES = ((1, 7), (3, 33), (2, 64))  # (batch, sequence) of the batches every written graph is run on
 
 
-def _require_onnx():
+def require_onnx():
     try:
         import onnx  # noqa: F401
         import onnxruntime
@@ -81,7 +81,7 @@ def export_onnx(model: PreTrainedModel, path: str | Path, opset_version: int = 1
         `Path`: the written file. Its inputs are `input_ids`, `attention_mask`, `token_type_ids` (int64,
         `(batch, sequence)`), its output `logits` (`last_hidden_state` for a base model).
     """
-    onnxruntime = _require_onnx()
+    onnxruntime = require_onnx()
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     model = _eager_copy(model)  # the caller's model keeps its attention implementation and training mode
@@ -140,7 +140,7 @@ def inference_session(path: str | Path, opset_version: int | None = None, thread
         threads (`int`, *optional*): intra-op threads (default: ONNX Runtime's choice); the pool does not spin
             between runs, so it does not steal the CPU from other work in the same process.
     """
-    onnxruntime = _require_onnx()
+    onnxruntime = require_onnx()
     options = onnxruntime.SessionOptions()
     if threads is not None:
         options.intra_op_num_threads = threads
@@ -184,7 +184,7 @@ def export_saved_model(model_path: str | Path, output_dir: str | Path | None = N
     Returns:
         `Path`: `output_dir`.
     """
-    onnxruntime = _require_onnx()
+    onnxruntime = require_onnx()
     output_dir = Path(output_dir) if output_dir else sibling_directory(model_path, "onnx")
     check_output_directory(output_dir)
     model = load_task_model(model_path)

@@ -29,7 +29,7 @@ from transformers.utils import logging
 
 from ..evaluation.speed_and_size import parameter_count
 from ..models.tinybert.configuration_tinybert import TinyBertConfig, _divisors_near
-from ..models.tinybert.conversion import student_from_teacher_layers, uniform_layer_subset
+from ..models.tinybert.conversion import as_tinybert, uniform_layer_subset
 from ..models.tinybert.modeling_tinybert import TinyBertPreTrainedModel
 from .importance import IMPORTANCE_METHODS, Importance, compute_importance
 
@@ -81,23 +81,6 @@ class PruningPlan:
             "hidden_size": None if self.channels is None else len(self.channels),
             "head_size": None if self.head_dims is None else len(self.head_dims[0][0]),
         }
-
-
-def as_tinybert(model: PreTrainedModel) -> TinyBertPreTrainedModel:
-    """
-    The TinyBERT twin of a BERT-architecture model (same weights, head and outputs), or the model itself when it is
-    already a TinyBERT model. Pruning works on the twin because BERT's config cannot describe per-layer shapes.
-    """
-    if isinstance(model, TinyBertPreTrainedModel):
-        return model
-    if getattr(model.config, "model_type", None) != "bert":
-        raise ValueError(
-            f"Structured pruning supports BERT-architecture encoders (TinyBERT and transformers' BERT classes); "
-            f"{type(model).__name__} has model_type {getattr(model.config, 'model_type', None)!r}. Distil it into a "
-            "TinyBERT student first, then prune the student."
-        )
-    twin = student_from_teacher_layers(model, layers=range(model.config.num_hidden_layers))
-    return twin.to(next(model.parameters()).dtype).train(model.training)
 
 
 def plan_for_shape(

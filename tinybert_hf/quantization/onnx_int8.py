@@ -44,16 +44,16 @@ from ..onnx.export import (
     CHECK_SHAPES,
     INPUT_NAMES,
     _check_inputs,
-    _require_onnx,
     check_output_directory,
     export_onnx,
     inference_session,
     load_task_model,
     replace_directory,
+    require_onnx,
     sibling_directory,
     write_model_files,
 )
-from ..recipe.arguments import DEFAULT_INT8_OP_TYPES, QuantizeArguments
+from .arguments import DEFAULT_INT8_OP_TYPES, QuantizeArguments
 
 logger = logging.get_logger(__name__)
 
@@ -106,7 +106,7 @@ def quantize_onnx(
     Returns:
         `Path`: `int8_path`.
     """
-    _require_onnx()
+    require_onnx()
     from onnx import TensorProto
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
@@ -169,7 +169,7 @@ def quantize_saved_model(args: QuantizeArguments) -> dict:
     Returns:
         `dict`: the record also written to `quantization.json` (output directory, settings, sizes, check).
     """
-    onnxruntime = _require_onnx()
+    onnxruntime = require_onnx()
     op_types = tuple(name.strip() for name in args.op_types.split(",") if name.strip())
     check_op_types(op_types)  # before the export, which takes a while
     output_dir = Path(args.output_dir) if args.output_dir else default_int8_directory(args.model)

@@ -12,13 +12,23 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import os
+from dataclasses import asdict
 from pathlib import Path
 
 from datasets import DatasetDict
+from transformers import AutoConfig, AutoTokenizer
+from transformers.utils import logging
 
 from ..data.loading import ROTTEN_TOMATOES, encode_labels_as, load_evaluation_files, load_task_splits
+from ..data.tokenization import tokenize_splits
 from ..errors import BadInputError
 from ..hub.model_card import RESULTS_NAME
+from .arguments import RecipeArguments
+from .checks import check_model_reference
+from .steps import evaluate_model
+
+logger = logging.get_logger(__name__)
 
 # the options that say where the data comes from: any one given means the user chose the data
 DATA_SOURCE_OPTIONS = ("dataset", "train_file", "validation_file", "test_file")
@@ -143,3 +153,39 @@ def load_data_for_model(model_path: str | Path, config, args) -> tuple[DatasetDi
 
 
 __all__ = ["data_arguments_for", "load_data_for_model", "model_label_names", "recorded_data_settings"]
+
+
+class SavedModelData:
+    """A saved model's tokenizer and the tokenized splits of the data given, else of the data its run recorded
+    ([`~tinybert_hf.recipe.run_records.load_data_for_model`]), to measure that model and its compressed copies.
+    `args` are the arguments that data was loaded with; `description` says which data it is."""
+
+    def __init__(self, model_path: str, args: RecipeArguments):
+        check_model_reference(model_path, "--model")
+        config = AutoConfig.from_pretrained(model_path)
+        data, self.names, self.args, self.description = load_data_for_model(model_path, config, args)
+        if "train" not in data:
+            raise BadInputError(
+                "Pruning measures what to cut on training rows: give `--train_file` (or `--dataset`), not only "
+                "`--validation_file`/`--test_file`."
+            )
+        logger.warning(f"Data: {self.description}.")
+        self.tokenizer = AutoTokenizer.from_pretrained(model_path)
+        self.tokenized = tokenize_splits(data, self.tokenizer, self.args.task, self.args.max_length)
+
+    def dev_and_test(self, model) -> dict[str, dict]:
+        """Dev and test metrics of `model`."""
+        return {
+            split_name: evaluate_model(model, self.tokenized[split], self.tokenizer, self.names, self.args)
+            for split_name, split in (("dev", "validation"), ("test", "test"))
+        }
+
+    def settings(self) -> dict:
+        """Every option the data, the cut and the recovery were made with (JSON-normalized), and under `data` the
+        data options, which `tinybert-hf evaluate` of the pruned model reads back."""
+        settings = json.loads(json.dumps(asdict(self.args), default=str))
+        return {
+            "settings": settings,
+            "data": {option: settings[option] for option in DATA_OPTIONS},
+            "working_directory": os.getcwd(),  # relative paths in both are relative to it
+        }

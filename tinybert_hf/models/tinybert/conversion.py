@@ -25,7 +25,7 @@ from .modeling_tinybert import (
 logger = logging.get_logger(__name__)
 
 # Teacher class-name suffix -> student class with the same head (and the same head parameter names).
-_STUDENT_CLASS_BY_HEAD = {
+TINYBERT_CLASS_BY_HEAD = {
     "ForSequenceClassification": TinyBertForSequenceClassification,
     "ForTokenClassification": TinyBertForTokenClassification,
     "ForMaskedLM": TinyBertForMaskedLM,
@@ -111,8 +111,8 @@ def student_from_teacher_layers(
             f"0..{num_teacher_layers - 1}."
         )
     if student_class is None:
-        suffix = next((s for s in _STUDENT_CLASS_BY_HEAD if type(teacher).__name__.endswith(s)), None)
-        student_class = _STUDENT_CLASS_BY_HEAD.get(suffix, TinyBertModel)
+        suffix = next((s for s in TINYBERT_CLASS_BY_HEAD if type(teacher).__name__.endswith(s)), None)
+        student_class = TINYBERT_CLASS_BY_HEAD.get(suffix, TinyBertModel)
 
     student_config = TinyBertConfig.from_teacher_config(
         teacher_config,
@@ -162,3 +162,20 @@ def _state_dict_with_prefix(model: PreTrainedModel) -> dict[str, torch.Tensor]:
     if hasattr(model, prefix):
         return state
     return {f"bert.{name}": tensor for name, tensor in state.items()}
+
+
+def as_tinybert(model: PreTrainedModel) -> TinyBertPreTrainedModel:
+    """
+    The TinyBERT twin of a BERT-architecture model (same weights, head and outputs), or the model itself when it is
+    already a TinyBERT model. Pruning works on the twin because BERT's config cannot describe per-layer shapes.
+    """
+    if isinstance(model, TinyBertPreTrainedModel):
+        return model
+    if getattr(model.config, "model_type", None) != "bert":
+        raise ValueError(
+            f"Structured pruning supports BERT-architecture encoders (TinyBERT and transformers' BERT classes); "
+            f"{type(model).__name__} has model_type {getattr(model.config, 'model_type', None)!r}. Distil it into a "
+            "TinyBERT student first, then prune the student."
+        )
+    twin = student_from_teacher_layers(model, layers=range(model.config.num_hidden_layers))
+    return twin.to(next(model.parameters()).dtype).train(model.training)

@@ -1,0 +1,16 @@
+"""`tinybert-hf quantize`: a saved student as an int8 ONNX model, with its size and largest logit change."""
+
+from __future__ import annotations
+
+from ..quantization.arguments import QuantizeArguments
+from ..quantization.onnx_int8 import quantize_saved_model
+
+
+def run(arguments: QuantizeArguments) -> None:
+    record = quantize_saved_model(arguments)
+    sizes = record["size_mb"]
+    print(
+        f"int8 model saved to {record['output_dir']}: {sizes['int8_onnx']} MB "
+        f"({sizes['fp32_onnx']} MB fp32 ONNX), largest logit change on the check batches "
+        f"{record['max_logit_change_on_check_batches']}"
+    )

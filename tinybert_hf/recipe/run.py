@@ -1,0 +1,271 @@
+"""`run_recipe`: the whole TinyBERT recipe, every step in order, into one output directory.
+
+It checks every input before it writes anything, runs the steps of [`~tinybert_hf.recipe.steps`] (each skipped
+when finished and resumed when interrupted, see [`~tinybert_hf.recipe.step_runner`]), evaluates every model, and
+writes `results.json`, the chart, the student's card and, when asked, pushes the student.
+
+The arguments it is given are never changed: what it resolves from them (a `max_length` lowered to the teacher's
+position table, the full Hub repository id) goes into a copy, which is what `results.json` records.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import time
+from dataclasses import asdict
+from pathlib import Path
+
+from datasets import DatasetDict
+from transformers import (
+    AutoConfig,
+    AutoTokenizer,
+    PreTrainedModel,
+    set_seed,
+)
+from transformers.utils import logging
+
+from ..data.loading import eval_set_name, load_task_splits
+from ..data.tasks import TEXT_TASK, TOKEN_TASK
+from ..data.tokenization import label_names, tokenize, tokenize_splits
+from ..evaluation.speed_and_size import parameter_count
+from ..hub.model_card import RESULTS_NAME, card_was_edited, write_model_card
+from ..utils.atomic import write_text
+from .arguments import RecipeArguments
+from .checks import check_teacher, check_teacher_architecture, general_student_path, teacher_source
+from .output_directory import prepare_output_dir
+from .step_runner import finished_step
+from .steps import (
+    _hub_arguments,
+    augment_training_data,
+    build_student,
+    distil,
+    evaluate_model,
+    finetune_baseline,
+    finetune_teacher,
+    hub_repository,
+    load_eval_sets,
+    load_teacher,
+    prepare_transfer_text,
+    recover_on_transfer_text,
+    transfer_rows,
+)
+
+logger = logging.get_logger(__name__)
+
+
+def prepare_data(args: RecipeArguments) -> tuple[DatasetDict, list[str], object]:
+    """The task's splits (cut to `max_train_samples`), its label names, and the teacher's tokenizer (the data is
+    tokenized with [`fitted_to_teacher`]'s `max_length`)."""
+    data = load_task_splits(args)
+    tokenizer = AutoTokenizer.from_pretrained(teacher_source(args))
+    return data, label_names(data, args.task), tokenizer
+
+
+def fitted_to_teacher(args: RecipeArguments, teacher_config) -> RecipeArguments:
+    """`args`, or a copy whose `max_length` is lowered to the teacher's position table when it is longer, with a
+    warning (longer rows are truncated): `args` itself is never changed."""
+    positions = getattr(teacher_config, "max_position_embeddings", None)
+    if positions is None or args.max_length <= positions:
+        return args
+    logger.warning(
+        f"`max_length={args.max_length}` is longer than the teacher's position table ({positions} positions): "
+        f"sequences are truncated to {positions} tokens."
+    )
+    return dataclasses.replace(args, max_length=positions)
+
+
+def quantize_student(student_dir: Path, args: RecipeArguments) -> tuple[PreTrainedModel, Path]:
+    """The int8 ONNX student beside `student_dir` (`<student_dir>-int8`, reused when already written from the same
+    weights), loaded for evaluation and timing with as many ONNX Runtime threads as torch uses."""
+    import torch
+
+    from ..onnx.modeling_onnx import OnnxModelForSequenceClassification, OnnxModelForTokenClassification
+    from ..quantization.arguments import QuantizeArguments
+    from ..quantization.onnx_int8 import default_int8_directory, quantize_saved_model, weights_digest
+
+    int8_dir = default_int8_directory(student_dir)
+    record = int8_dir / "quantization.json"
+    # reused only if made from these very weights (a retrained student gets a new int8 copy)
+    if not record.is_file() or json.loads(record.read_text()).get("source_weights_sha256") != weights_digest(
+        student_dir
+    ):
+        quantize_saved_model(
+            QuantizeArguments(
+                model=str(student_dir),
+                output_dir=str(int8_dir),
+                per_channel=args.int8_per_channel,
+                reduce_range=args.int8_reduce_range,
+            )
+        )
+    onnx_class = OnnxModelForTokenClassification if args.task == TOKEN_TASK else OnnxModelForSequenceClassification
+    return onnx_class.from_pretrained(int8_dir, threads=torch.get_num_threads()), int8_dir
+
+
+def run_recipe(args: RecipeArguments) -> dict:
+    r"""
+    Run every step and write `results.json`, `results.png` and the student directory under `args.output_dir`.
+
+    Returns:
+        `dict`: the results (also in `results.json`).
+    """
+    from .report import measure_and_report  # matplotlib only when a report is made
+
+    started = time.perf_counter()
+    if args.int8:  # fail now, not after the training
+        from ..onnx.export import require_onnx
+
+        require_onnx()
+    if args.push_to_hub:  # fail now on a bad token or name, not after the training
+        args = dataclasses.replace(args, hub_model_id=hub_repository(args))
+    # every input is checked before anything is written: a refused run leaves no run.json behind to block the
+    # corrected command
+    source = teacher_source(args)
+    source_config = AutoConfig.from_pretrained(source)
+    check_teacher_architecture(source_config, source)
+    general_student_path(args)
+    args = fitted_to_teacher(args, source_config)
+    set_seed(args.seed)
+    data, names, tokenizer = prepare_data(args)
+    if args.teacher:
+        check_teacher(source_config, source, names, args)
+    positions = getattr(source_config, "max_position_embeddings", None)
+    eval_sets = load_eval_sets(names, tokenizer, args, positions)  # a bad file fails now, not after training
+    transfer = prepare_transfer_text(tokenizer, args)
+    output_dir = prepare_output_dir(args)
+
+    teacher_dir = args.teacher or str(finetune_teacher(data, names, tokenizer, args))
+    teacher = load_teacher(teacher_dir, names, args)
+    tokenized = tokenize_splits(data, tokenizer, args.task, args.max_length)
+
+    train_text = data["train"]
+    augmentation = None
+    if args.augment and args.task == TEXT_TASK and args.num_augmentations > 0 and args.augment_fraction > 0:
+        start = time.perf_counter()
+        train_text = augment_training_data(data["train"], tokenizer, teacher, args)
+        augmentation = {"rows": train_text.num_rows, "seconds": time.perf_counter() - start}
+    elif args.augment and args.task == TOKEN_TASK:
+        logger.warning("Augmentation is for text classification: word replacements would misalign NER tags.")
+    train = tokenize(train_text, tokenizer, args.task, args.max_length) if augmentation else tokenized["train"]
+
+    start = time.perf_counter()
+    student, student_init = build_student(teacher, names, args, calibration=train, tokenizer=tokenizer)
+    student_init["seconds"] = time.perf_counter() - start
+    initial_student = type(student)(student.config)
+    initial_student.load_state_dict(student.state_dict())
+    recovery = None
+    if args.recovery_steps:
+        student = recover_on_transfer_text(
+            teacher, student, transfer, tokenizer, args, teacher_layers=student_init.get("teacher_layers")
+        )
+        recovery = finished_step(output_dir / "student_recovered")
+    distilled, timings = distil(
+        teacher,
+        student,
+        train,
+        tokenized["validation"],
+        tokenizer,
+        names,
+        args,
+        teacher_layers=student_init.get("teacher_layers"),
+        transfer=transfer_rows(transfer, args),
+    )
+    if recovery:
+        timings["recovery_seconds"] = recovery["seconds"]
+    models = {"teacher": (teacher, Path(teacher_dir)), "student (distilled)": (distilled, output_dir / "student")}
+    if args.baseline:
+        baseline = finetune_baseline(
+            initial_student, tokenized["train"], tokenized["validation"], tokenizer, names, args
+        )
+        models["student (fine-tuned, no teacher)"] = (baseline, output_dir / "baseline")
+    if args.int8:
+        int8_model, int8_dir = quantize_student(output_dir / "student", args)
+        models["student (int8 ONNX)"] = (int8_model, int8_dir)
+
+    results = {
+        "settings": asdict(args),
+        "working_directory": os.getcwd(),  # relative paths in the settings are relative to it
+        "teacher": teacher_dir,
+        "labels": names,
+        "splits": {split: data[split].num_rows for split in data},
+        "augmentation": augmentation,
+        "transfer": {
+            "text": args.transfer_text,
+            "rows": args.transfer_rows,
+            "in_intermediate": args.transfer_in_intermediate,
+            "recovery_steps": args.recovery_steps,
+        }
+        if transfer is not None
+        else None,
+        "heldout_sets": {
+            name: {"path": eval_set_name(spec)[1], "rows": eval_sets[name].num_rows}
+            for spec, name in zip(args.eval_files, eval_sets, strict=True)
+        },
+        "student_init": student_init,
+        "timings": timings,
+        "models": {},
+    }
+    for name, (model, directory) in models.items():
+        results["models"][name] = {
+            "dev": evaluate_model(model, tokenized["validation"], tokenizer, names, args),
+            "test": evaluate_model(model, tokenized["test"], tokenizer, names, args),
+            "heldout": {
+                set_name: evaluate_model(model, rows, tokenizer, names, args) for set_name, rows in eval_sets.items()
+            },
+            "directory": str(directory),
+            "shape": f"{model.config.num_hidden_layers}x{model.config.hidden_size}",
+        }
+    if args.int8:  # the ONNX model holds the student's weights, not torch parameters
+        results["models"]["student (int8 ONNX)"]["parameters"] = parameter_count(distilled)
+        results["quantization"] = json.loads((int8_dir / "quantization.json").read_text())
+    measure_and_report(results, {name: model for name, (model, _) in models.items()}, tokenizer, args)
+    results["distillation"] = distillation_record(args, output_dir)
+    results["wall_seconds"] = time.perf_counter() - started
+    recorded = json.dumps(results, indent=2, default=str)
+    write_text(output_dir / "results.json", recorded)
+    # the student directory carries what made it, and its card: publishable as it is (a card the user edited after
+    # an earlier run is kept: `tinybert-hf card` re-renders it on request)
+    edited = card_was_edited(output_dir / "student")
+    write_text(output_dir / "student" / RESULTS_NAME, recorded)
+    if edited:
+        logger.warning(f"Keeping the edited {output_dir / 'student' / 'README.md'}; `tinybert-hf card` re-renders it.")
+    else:
+        write_model_card(output_dir / "student", results, repo_id=args.hub_model_id)
+    if args.push_to_hub:
+        from ..errors import PushError
+        from ..hub.push import push_student
+
+        try:
+            # Trainer's checkpoint pushes (hub_strategy other than 'end') upload its pickled training_args.bin
+            stale = ("training_args.bin",) if _hub_arguments(args) else ()
+            pushed = push_student(output_dir / "student", args.hub_model_id, delete_from_repo=stale)
+            results["hub_commit"] = pushed.commit_url
+        except PushError as error:
+            raise PushError(
+                f"{error}\nThe student is saved in {output_dir / 'student'}; push it again with "
+                f"`tinybert-hf push --model {output_dir / 'student'} --repo_id {args.hub_model_id}`."
+            ) from None
+        logger.info(f"Student pushed: {results['hub_commit']}")
+    return results
+
+
+def distillation_record(args: RecipeArguments, output_dir: Path) -> dict:
+    """The stages as they ran, for the card: epochs and learning rate, and what each stage's trainer optimized (loss
+    weights, attention loss, layer mapping, temperature), read from the stage's own record rather than defaults."""
+    stages = []
+    if args.intermediate_epochs > 0:
+        record = finished_step(output_dir / "student_intermediate")
+        stage = {"name": "intermediate", "epochs": args.intermediate_epochs, "learning_rate": args.learning_rate}
+        stages.append({**stage, **_recorded(record, "loss_weights", "attention_loss", "layer_mapping")})
+    record = finished_step(output_dir / "student")
+    stage = {"name": "prediction", "epochs": args.prediction_epochs, "learning_rate": args.learning_rate}
+    stages.append(
+        {**stage, **_recorded(record, "loss_weights", "temperature"), "quantization_aware": args.quantization_aware}
+    )
+    return {"stages": stages, "l1_penalty": args.l1_penalty, "l2_penalty": args.l2_penalty}
+
+
+def _recorded(record: dict, *keys: str) -> dict:
+    """`keys` of a step's record (a step finished by an earlier version may lack them)."""
+    return {key: record[key] for key in keys if key in record}
