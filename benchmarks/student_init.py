@@ -1,7 +1,7 @@
 """Which starting weights make the best TinyBERT4 student, with the same distillation budget for every one.
 
-Every student is distilled by the recipe (`tinybert_hf.recipe.steps.run_recipe`) from the same fine-tuned teacher, on the
-same augmented data, with the same stages, losses, epochs and seed; only `student_init` (and, for the layer subset,
+Every student is distilled by the recipe (`tinybert_hf.recipe.run.run_recipe`) from the same fine-tuned teacher, on
+the same augmented data, with the same stages, losses, epochs and seed; only `student_init` (and, for the layer subset,
 the width it must keep) differs:
 
 - `pruned-teacher:<importance>`: TinyBERT4 (4 x 312, 12 heads of 26, FFN 1200) cut from the teacher by structured

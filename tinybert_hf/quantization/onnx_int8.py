@@ -43,7 +43,7 @@ from transformers.utils import logging
 from ..onnx.export import (
     CHECK_SHAPES,
     INPUT_NAMES,
-    _check_inputs,
+    batches_to_check,
     check_output_directory,
     export_onnx,
     inference_session,
@@ -238,7 +238,7 @@ def _largest_logit_change(fp32_path: Path, int8_path: Path, vocab_size: int, ops
     fp32 = inference_session(fp32_path, opset_version)
     int8 = inference_session(int8_path, opset_version)
     change = 0.0
-    for inputs in _check_inputs(vocab_size, CHECK_SHAPES):
+    for inputs in batches_to_check(vocab_size, CHECK_SHAPES):
         feeds = {name: inputs[name].numpy() for name in INPUT_NAMES}
         expected, got = fp32.run(None, feeds)[0], int8.run(None, feeds)[0]
         if not np.isfinite(got).all():

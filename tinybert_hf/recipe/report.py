@@ -8,6 +8,7 @@ from pathlib import Path
 import torch
 
 from ..evaluation.speed_and_size import compare_speed, parameter_count, size_on_disk_mb, speed_noise, timing_batch
+from ..hub.model_card import quality_keys
 
 SPEED_TEXT = "a quietly moving film about grief and the small comforts of routine, with a great cast " * 8
 
@@ -35,12 +36,6 @@ def measure_and_report(results: dict, models: dict[str, torch.nn.Module], tokeni
     }
     print(format_table(results))
     write_chart(results, Path(args.output_dir) / "results.png")
-
-
-def quality_keys(results: dict) -> tuple[str, str]:
-    """The two test metrics of the run's task: accuracy and macro-F1, or entity precision and F1."""
-    sample = next(iter(results["models"].values()))["test"]
-    return ("accuracy", "f1") if "accuracy" in sample else ("precision", "f1")
 
 
 def format_table(results: dict) -> str:

@@ -37,7 +37,6 @@ from .checks import check_teacher, check_teacher_architecture, general_student_p
 from .output_directory import prepare_output_dir
 from .step_runner import finished_step
 from .steps import (
-    _hub_arguments,
     augment_training_data,
     build_student,
     distil,
@@ -49,6 +48,7 @@ from .steps import (
     load_teacher,
     prepare_transfer_text,
     recover_on_transfer_text,
+    trainer_hub_arguments,
     transfer_rows,
 )
 
@@ -238,7 +238,7 @@ def run_recipe(args: RecipeArguments) -> dict:
 
         try:
             # Trainer's checkpoint pushes (hub_strategy other than 'end') upload its pickled training_args.bin
-            stale = ("training_args.bin",) if _hub_arguments(args) else ()
+            stale = ("training_args.bin",) if trainer_hub_arguments(args) else ()
             pushed = push_student(output_dir / "student", args.hub_model_id, delete_from_repo=stale)
             results["hub_commit"] = pushed.commit_url
         except PushError as error:

@@ -99,7 +99,7 @@ def _distillation_arguments(output_dir: Path, args: RecipeArguments, epochs: flo
     )
 
 
-def _hub_arguments(args: RecipeArguments) -> dict:
+def trainer_hub_arguments(args: RecipeArguments) -> dict:
     """Trainer's Hub arguments for stage 2 when its epochs are pushed as they are saved (`hub_strategy` not 'end')."""
     if not args.push_to_hub or args.hub_strategy == "end":
         return {}
@@ -368,7 +368,7 @@ def distil(
         output_dir / "student",
         args.prediction_epochs,
         quantization_aware=args.quantization_aware,
-        hub_arguments=_hub_arguments(args),
+        hub_arguments=trainer_hub_arguments(args),
         transfer=transfer,
         teacher_layers=teacher_layers,
     )

@@ -166,7 +166,7 @@ class TinyBertConfig(PreTrainedConfig):
             raise ValueError(
                 f"`hidden_size` ({self.hidden_size}) is not a multiple of `num_attention_heads` "
                 f"({self.num_attention_heads}); choose a head count that divides it (e.g. "
-                f"{_divisors_near(self.hidden_size, self.num_attention_heads)}) or set `attention_head_size`."
+                f"{divisors_near(self.hidden_size, self.num_attention_heads)}) or set `attention_head_size`."
             )
         if self.attention_head_size is not None and self.attention_head_size < 1:
             raise ValueError(f"`attention_head_size` must be a positive integer, got {self.attention_head_size}.")
@@ -303,7 +303,7 @@ class TinyBertConfig(PreTrainedConfig):
         return cls(**inherited)
 
 
-def _divisors_near(hidden_size: int, heads: int) -> list[int]:
+def divisors_near(hidden_size: int, heads: int) -> list[int]:
     """Head counts that divide `hidden_size`, nearest to `heads` first (for error messages)."""
     divisors = [d for d in range(1, min(hidden_size, 64) + 1) if hidden_size % d == 0]
     return sorted(divisors, key=lambda d: abs(d - heads))[:3]

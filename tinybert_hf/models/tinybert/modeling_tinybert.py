@@ -505,7 +505,7 @@ class TinyBertPreTrainedModel(PreTrainedModel):
         self.base_model.fit_dense = None
         self.config.fit_size = None
 
-    def _check_inputs(
+    def batches_to_check(
         self, input_ids: torch.Tensor | None, inputs_embeds: torch.Tensor | None, attention_mask: torch.Tensor | None
     ) -> None:
         """Raise a `ValueError` naming the problem before torch fails deep inside an embedding lookup."""
@@ -622,7 +622,7 @@ class TinyBertModel(TinyBertPreTrainedModel):
             self.config.output_hidden_states if output_hidden_states is None else output_hidden_states
         )
         return_dict = self.config.return_dict if return_dict is None else return_dict
-        self._check_inputs(input_ids, inputs_embeds, attention_mask)
+        self.batches_to_check(input_ids, inputs_embeds, attention_mask)
 
         embedding_output = self.embeddings(
             input_ids=input_ids, token_type_ids=token_type_ids, position_ids=position_ids, inputs_embeds=inputs_embeds
