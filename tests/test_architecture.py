@@ -134,3 +134,30 @@ def test_nothing_below_imports_the_orchestrators(orchestrator):
             continue
         for target, _, line in imports(name, path):
             assert not target.startswith(f"tinybert_hf.{orchestrator}"), f"{path.relative_to(ROOT)}:{line}"
+
+
+def test_one_error_hierarchy_in_one_module():
+    """Every exception class of the package is defined in errors.py; each is a TinyBertHfError and the built-in type
+    transformers raises for the same case (RunTerminated, a stop rather than an error, is a KeyboardInterrupt only)."""
+    from tinybert_hf import errors
+
+    elsewhere = []
+    for name, path in modules().items():
+        if name == "tinybert_hf.errors":
+            continue
+        for node in ast.walk(ast.parse(path.read_text())):
+            bases = [ast.unparse(base) for base in getattr(node, "bases", [])]
+            if isinstance(node, ast.ClassDef) and any(b.endswith(("Error", "Exception", "Interrupt")) for b in bases):
+                elsewhere.append(f"{path.relative_to(ROOT)}:{node.lineno} class {node.name}({', '.join(bases)})")
+    assert not elsewhere, "\n".join(elsewhere)
+    classes = [
+        value for value in vars(errors).values() if isinstance(value, type) and issubclass(value, BaseException)
+    ]
+    for error in classes:
+        if error in (errors.TinyBertHfError, errors.RunTerminated):
+            continue
+        assert issubclass(error, errors.TinyBertHfError), error
+        builtin = [base for base in error.__mro__ if base.__module__ == "builtins" and base not in (Exception, object)]
+        assert builtin and builtin[0] is not BaseException, f"{error.__name__} keeps no built-in type"
+    assert issubclass(errors.RunTerminated, KeyboardInterrupt) and not issubclass(errors.RunTerminated, Exception)
+    assert (errors.TinyBertHfError,) == errors.USER_ERRORS

@@ -8,12 +8,8 @@ import time
 
 import pytest
 
-from tinybert_hf.commands.interruption import (
-    RunTerminated,
-    interruption_message,
-    kept_after_interruption,
-    stop_signals_as_interrupts,
-)
+from tinybert_hf.commands.interruption import interruption_message, kept_after_interruption, stop_signals_as_interrupts
+from tinybert_hf.errors import RunTerminated
 
 
 class SignalsWhileCollected:

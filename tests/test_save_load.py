@@ -211,7 +211,7 @@ class TestBertCheckpoints:
     def test_checkpoint_with_shapes_that_do_not_fit_is_a_clear_error(self, tmp_path):
         BertModel(tiny_bert_config(hidden_size=48, num_attention_heads=4)).save_pretrained(tmp_path)
         for model_class in (TinyBertModel, TinyBertForSequenceClassification):
-            with pytest.raises(ValueError, match="does not fit this model's shapes") as error:
+            with pytest.raises(RuntimeError, match="does not fit this model's shapes") as error:
                 model_class.from_pretrained(tmp_path, config=tiny_config())
             assert "checkpoint (48,) vs model (32,)" in str(error.value)
 

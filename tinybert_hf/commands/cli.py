@@ -298,7 +298,8 @@ def main(argv: list[str] | None = None) -> int:
         with stop_signals_as_interrupts():
             return _run(command, parsed)
     except KeyboardInterrupt as stop:  # Ctrl-C, or SIGTERM: what was kept, and how to go on
-        from .interruption import RunTerminated, interruption_message
+        from ..errors import RunTerminated
+        from .interruption import interruption_message
 
         # progress bars still held by the unwound frames would otherwise be closed (and drawn) after the message
         stop.__traceback__ = None

@@ -12,12 +12,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+from ..errors import RunTerminated
 from ..utils.atomic import DONE_MARKER, last_complete_checkpoint
-
-
-class RunTerminated(KeyboardInterrupt):
-    """The process received SIGTERM."""
-
 
 RETRY_SECONDS = 0.05  # how soon a SIGTERM that arrived inside a finalizer is raised again
 
@@ -91,4 +87,4 @@ def interruption_message(stop: KeyboardInterrupt, output_dir: str | Path | None)
     return f"stopped by {cause}; {kept_after_interruption(output_dir)}"
 
 
-__all__ = ["RunTerminated", "interruption_message", "kept_after_interruption", "stop_signals_as_interrupts"]
+__all__ = ["interruption_message", "kept_after_interruption", "stop_signals_as_interrupts"]

@@ -466,7 +466,7 @@ class TinyBertPreTrainedModel(PreTrainedModel):
             listing = "; ".join(
                 f"{key}: checkpoint {tuple(saved)} vs model {tuple(model)}" for key, saved, model in mismatched[:5]
             )
-            raise ValueError(
+            raise RuntimeError(  # transformers' type for it: code catching transformers' error still catches this
                 f"The checkpoint in {pretrained_model_name_or_path} does not fit this model's shapes "
                 f"({len(mismatched)} tensors differ, e.g. {listing}). Load it with the config saved next to it, "
                 "or build a smaller student from it with `student_from_teacher_layers` (or pruning)."
