@@ -4,7 +4,7 @@ import re
 import pytest
 from transformers import AutoConfig, BertConfig, RobertaConfig
 
-from tinybert_hf import TinyBertConfig, TinyBertModel
+from tinybert_hf import TinyBertConfig, TinyBertForSequenceClassification, TinyBertModel
 
 from .conftest import tiny_config
 
@@ -54,9 +54,32 @@ def test_from_teacher_config_same_width_needs_no_projection_and_takes_overrides(
         ({"is_decoder": True}, "bidirectional encoder"),
     ],
 )
-def test_inconsistent_config_is_a_clear_value_error(overrides, message):
+def test_inconsistent_config_is_a_clear_value_error_when_a_model_is_built(overrides, message):
+    config = tiny_config(**overrides)  # built and kept as given, as a BertConfig would be
+    assert all(getattr(config, name) == value for name, value in overrides.items())
+    for model_class in (TinyBertModel, TinyBertForSequenceClassification):
+        with pytest.raises(ValueError, match=re.escape(message)):
+            model_class(config)
     with pytest.raises(ValueError, match=re.escape(message)):
-        tiny_config(**overrides)
+        config.check_model_shapes()
+
+
+def test_a_config_is_edited_freely_and_checked_when_the_model_is_built():
+    config = tiny_config()
+    config.hidden_size = 30  # no longer a multiple of the 4 heads: fine while editing
+    config.num_attention_heads = 5
+    model = TinyBertModel(config)  # 30 = 5 x 6
+    assert model.config.head_size == 6
+
+
+def test_keeps_every_field_of_bert_config():
+    """TinyBertConfig accepts what BertConfig accepts: every BERT field converts, and survives a round trip."""
+    bert = BertConfig(use_cache=False, bos_token_id=5, eos_token_id=6, classifier_dropout=0.3)
+    tiny = TinyBertConfig(**bert.to_dict())
+    missing = [name for name in bert.to_dict() if not hasattr(tiny, name)]
+    assert not missing, missing
+    for name in ("use_cache", "bos_token_id", "eos_token_id", "classifier_dropout", "hidden_size"):
+        assert getattr(tiny, name) == getattr(bert, name), name
 
 
 def test_per_layer_shapes_describe_pruned_layers():

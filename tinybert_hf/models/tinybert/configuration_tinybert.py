@@ -83,9 +83,17 @@ class TinyBertConfig(PreTrainedConfig):
         layer_intermediate_sizes (`list[int]`, *optional*):
             FFN width of each layer when it differs between layers (after neuron pruning); one entry per layer.
         position_embedding_type (`str`, *optional*, defaults to `"absolute"`):
-            Kept so BERT configs load; TinyBERT supports only absolute positions.
+            Kept so BERT configs load; TinyBERT models support only absolute positions.
         tie_word_embeddings (`bool`, *optional*, defaults to `True`):
             Tie the masked-LM decoder to the word embeddings (as BERT).
+        use_cache (`bool`, *optional*, defaults to `True`), is_decoder (`bool`, *optional*, defaults to `False`),
+        add_cross_attention (`bool`, *optional*, defaults to `False`), bos_token_id (`int`, *optional*),
+        eos_token_id (`int` or `list[int]`, *optional*):
+            BERT's fields, kept so a `BertConfig` converts without loss. A TinyBERT model is a bidirectional encoder:
+            it refuses `is_decoder` and `add_cross_attention` when it is built.
+
+    A config is built and edited as freely as a `BertConfig`: whether its fields describe a model is checked when a
+    model is built from it ([`~TinyBertConfig.check_model_shapes`]), where transformers checks BERT's.
 
     Example:
 
@@ -123,20 +131,24 @@ class TinyBertConfig(PreTrainedConfig):
     layer_intermediate_sizes: list[int] | None = None
     position_embedding_type: str = "absolute"
     tie_word_embeddings: bool = True
+    # BERT's decoder and generation fields: kept so a BertConfig converts without loss (a model refuses a decoder)
+    use_cache: bool = True
+    is_decoder: bool = False
+    add_cross_attention: bool = False
+    bos_token_id: int | None = None
+    eos_token_id: int | list[int] | None = None
 
-    def __post_init__(self, **kwargs):
-        # BERT decoder fields are meaningless here; a BERT config.json carries them, so accept and check them.
-        if kwargs.pop("is_decoder", False) or kwargs.pop("add_cross_attention", False):
+    def check_model_shapes(self) -> None:
+        """
+        Raise a `ValueError` that says what to change when the fields cannot describe a TinyBERT model. Every
+        TinyBERT model runs this when it is built, as BERT's modules check their config then; a config itself may
+        hold anything while it is being edited.
+        """
+        if self.is_decoder or self.add_cross_attention:
             raise ValueError(
                 "TinyBERT is a bidirectional encoder: `is_decoder` and `add_cross_attention` must be False. "
                 "Load the encoder-only version of this checkpoint instead."
             )
-        kwargs.pop("use_cache", None)
-        super().__post_init__(**kwargs)
-        self._check_shapes()
-
-    def _check_shapes(self) -> None:
-        """Raise a `ValueError` that says what to change when the fields cannot describe a model."""
         for name in (
             "vocab_size",
             "hidden_size",

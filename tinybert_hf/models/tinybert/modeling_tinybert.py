@@ -420,6 +420,10 @@ class TinyBertPreTrainedModel(PreTrainedModel):
     # The heads compute their loss from `labels` alone: Trainer must scale the loss for gradient accumulation.
     accepts_loss_kwargs = False
 
+    def __init__(self, config: TinyBertConfig, *inputs, **kwargs):
+        config.check_model_shapes()  # a config is checked when a model is built from it, as BERT's is
+        super().__init__(config, *inputs, **kwargs)
+
     @torch.no_grad()
     def _init_weights(self, module: nn.Module) -> None:
         super()._init_weights(module)
