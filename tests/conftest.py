@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import os
 import socket
+import subprocess
+import sys
+import textwrap
 
 import pytest
 import torch
@@ -23,35 +26,26 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
+# transformers-test-sized shapes (vocab 99, hidden 32, 4 heads), no dropout: outputs are deterministic
+TINY_SHAPE = dict(
+    vocab_size=99,
+    hidden_size=32,
+    num_attention_heads=4,
+    intermediate_size=37,
+    max_position_embeddings=64,
+    hidden_dropout_prob=0.0,
+    attention_probs_dropout_prob=0.0,
+)
+
+
 def tiny_config(**overrides) -> TinyBertConfig:
-    """transformers-test-sized TinyBERT config: vocab 99, hidden 32, 2 layers, 4 heads."""
-    values = dict(
-        vocab_size=99,
-        hidden_size=32,
-        num_hidden_layers=2,
-        num_attention_heads=4,
-        intermediate_size=37,
-        max_position_embeddings=64,
-        hidden_dropout_prob=0.0,
-        attention_probs_dropout_prob=0.0,
-    )
-    values.update(overrides)
-    return TinyBertConfig(**values)
+    """A tiny TinyBERT student config: 2 layers of `TINY_SHAPE`."""
+    return TinyBertConfig(**{**TINY_SHAPE, "num_hidden_layers": 2, **overrides})
 
 
 def tiny_bert_config(**overrides) -> BertConfig:
-    values = dict(
-        vocab_size=99,
-        hidden_size=32,
-        num_hidden_layers=4,
-        num_attention_heads=4,
-        intermediate_size=37,
-        max_position_embeddings=64,
-        hidden_dropout_prob=0.0,
-        attention_probs_dropout_prob=0.0,
-    )
-    values.update(overrides)
-    return BertConfig(**values)
+    """A tiny BERT teacher config: 4 layers of `TINY_SHAPE`."""
+    return BertConfig(**{**TINY_SHAPE, "num_hidden_layers": 4, **overrides})
 
 
 def random_batch(batch_size: int = 3, seq_length: int = 7, vocab_size: int = 99, seed: int = 0) -> dict:
@@ -103,3 +97,57 @@ def hub_servers(tmp_path_factory):
     olah.terminate()
     olah.wait(timeout=30)
     upload.stop()
+
+
+REMOTE_CODE_SCRIPT = textwrap.dedent(
+    """
+    import sys
+    sys.modules["tinybert_hf"] = None  # any `import tinybert_hf` now fails: the package is off the path
+    import torch
+    from transformers import AutoModel, AutoModelForSequenceClassification, pipeline
+
+    model_dir, batch_file = sys.argv[1], sys.argv[2]
+    try:
+        import tinybert_hf  # noqa: F401
+        raise SystemExit("tinybert_hf is still importable")
+    except ImportError:
+        pass
+    batch = torch.load(batch_file)
+    classifier = AutoModelForSequenceClassification.from_pretrained(model_dir, trust_remote_code=True).eval()
+    encoder = AutoModel.from_pretrained(model_dir, trust_remote_code=True).eval()
+    assert type(classifier).__module__.startswith("transformers_modules"), type(classifier).__module__
+    with torch.no_grad():
+        logits = classifier(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits
+        hidden = encoder(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).last_hidden_state
+    torch.testing.assert_close(logits, batch["logits"], rtol=0, atol=0)
+    torch.testing.assert_close(hidden, batch["hidden"], rtol=0, atol=0)
+    scores = pipeline("text-classification", model=model_dir, trust_remote_code=True, top_k=None)(["good film"])[0]
+    assert abs(sum(item["score"] for item in scores) - 1.0) < 1e-5, scores
+    print("REMOTE-CODE-OK", type(classifier).__name__)
+    """
+)
+
+
+def load_without_the_package(model, model_dir, tmp_path) -> str:
+    """Load the student saved in `model_dir` with `trust_remote_code=True` in a fresh process where `tinybert_hf`
+    cannot be imported, check its logits and hidden states against `model`'s on a fixed batch, exactly, and run a
+    pipeline on it; returns the process's output (`REMOTE-CODE-OK <class>` when everything held)."""
+    batch = random_batch()
+    with torch.no_grad():
+        batch["logits"] = model(**batch).logits
+        batch["hidden"] = model.bert(**random_batch()).last_hidden_state
+    torch.save(batch, tmp_path / "batch.pt")
+    script = tmp_path / "load_remote.py"
+    script.write_text(REMOTE_CODE_SCRIPT)
+    env = {key: value for key, value in os.environ.items() if key != "PYTHONPATH"}
+    env.update(HF_HUB_OFFLINE="1", HF_MODULES_CACHE=str(tmp_path / "modules"))
+    result = subprocess.run(
+        [sys.executable, str(script), str(model_dir), str(tmp_path / "batch.pt")],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    return result.stdout

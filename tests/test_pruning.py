@@ -3,9 +3,6 @@
 from __future__ import annotations
 
 import copy
-import os
-import subprocess
-import sys
 
 import pytest
 import torch
@@ -18,8 +15,7 @@ from transformers import (
     DistilBertForSequenceClassification,
 )
 
-from tests.conftest import random_batch, tiny_bert_config, tiny_config
-from tests.test_save_load import REMOTE_CODE_SCRIPT
+from tests.conftest import load_without_the_package, random_batch, tiny_bert_config, tiny_config
 from tinybert_hf import TinyBertForSequenceClassification, TinyBertForTokenClassification, TinyBertModel
 from tinybert_hf.models.tinybert.conversion import as_tinybert
 from tinybert_hf.pruning.importance import compute_importance
@@ -309,25 +305,7 @@ def test_pruned_student_loads_without_the_package(tmp_path, tiny_tokenizer):
     model_dir = tmp_path / "student"
     student.save_pretrained(model_dir)
     tiny_tokenizer.save_pretrained(model_dir)
-    batch = random_batch()
-    with torch.no_grad():
-        batch["logits"] = student(**batch).logits
-        batch["hidden"] = student.bert(**random_batch()).last_hidden_state
-    torch.save(batch, tmp_path / "batch.pt")
-    script = tmp_path / "load_remote.py"
-    script.write_text(REMOTE_CODE_SCRIPT)
-    env = {key: value for key, value in os.environ.items() if key != "PYTHONPATH"}
-    env.update(HF_HUB_OFFLINE="1", HF_MODULES_CACHE=str(tmp_path / "modules"))
-    result = subprocess.run(
-        [sys.executable, str(script), str(model_dir), str(tmp_path / "batch.pt")],
-        cwd=tmp_path,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-    assert result.returncode == 0, result.stderr[-3000:]
-    assert "REMOTE-CODE-OK" in result.stdout
+    assert "REMOTE-CODE-OK" in load_without_the_package(student, model_dir, tmp_path)
 
 
 def test_calibration_batches_pad_sequence_and_token_labels():

@@ -1,10 +1,6 @@
 """Save/load round trips, Auto classes, trust_remote_code without the package, pipelines, the fit_dense lifecycle."""
 
 import json
-import os
-import subprocess
-import sys
-import textwrap
 
 import pytest
 import torch
@@ -29,7 +25,7 @@ from tinybert_hf import (
     TinyBertModel,
 )
 
-from .conftest import random_batch, tiny_bert_config, tiny_config
+from .conftest import load_without_the_package, random_batch, tiny_bert_config, tiny_config
 
 AUTO_CLASSES = [
     (AutoModel, TinyBertModel),
@@ -80,60 +76,13 @@ def test_per_layer_shapes_round_trip(tmp_path):
     torch.testing.assert_close(loaded(**batch).logits, model(**batch).logits, rtol=0, atol=0)
 
 
-REMOTE_CODE_SCRIPT = textwrap.dedent(
-    """
-    import sys
-    sys.modules["tinybert_hf"] = None  # any `import tinybert_hf` now fails: the package is off the path
-    import torch
-    from transformers import AutoModel, AutoModelForSequenceClassification, pipeline
-
-    model_dir, batch_file = sys.argv[1], sys.argv[2]
-    try:
-        import tinybert_hf  # noqa: F401
-        raise SystemExit("tinybert_hf is still importable")
-    except ImportError:
-        pass
-    batch = torch.load(batch_file)
-    classifier = AutoModelForSequenceClassification.from_pretrained(model_dir, trust_remote_code=True).eval()
-    encoder = AutoModel.from_pretrained(model_dir, trust_remote_code=True).eval()
-    assert type(classifier).__module__.startswith("transformers_modules"), type(classifier).__module__
-    with torch.no_grad():
-        logits = classifier(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits
-        hidden = encoder(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).last_hidden_state
-    torch.testing.assert_close(logits, batch["logits"], rtol=0, atol=0)
-    torch.testing.assert_close(hidden, batch["hidden"], rtol=0, atol=0)
-    scores = pipeline("text-classification", model=model_dir, trust_remote_code=True, top_k=None)(["good film"])[0]
-    assert abs(sum(item["score"] for item in scores) - 1.0) < 1e-5, scores
-    print("REMOTE-CODE-OK", type(classifier).__name__)
-    """
-)
-
-
 def test_trust_remote_code_loads_without_the_package(tmp_path, tiny_tokenizer):
     torch.manual_seed(0)
     model = TinyBertForSequenceClassification(tiny_config(fit_size=48)).eval()
     model_dir = tmp_path / "student"
     model.save_pretrained(model_dir)
     tiny_tokenizer.save_pretrained(model_dir)
-    batch = random_batch()
-    with torch.no_grad():
-        batch["logits"] = model(**batch).logits
-        batch["hidden"] = model.bert(**random_batch()).last_hidden_state
-    torch.save(batch, tmp_path / "batch.pt")
-    script = tmp_path / "load_remote.py"
-    script.write_text(REMOTE_CODE_SCRIPT)
-    env = {key: value for key, value in os.environ.items() if key != "PYTHONPATH"}
-    env.update(HF_HUB_OFFLINE="1", HF_MODULES_CACHE=str(tmp_path / "modules"))
-    result = subprocess.run(
-        [sys.executable, str(script), str(model_dir), str(tmp_path / "batch.pt")],
-        cwd=tmp_path,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-    assert result.returncode == 0, result.stderr[-3000:]
-    assert "REMOTE-CODE-OK TinyBertForSequenceClassification" in result.stdout
+    assert "REMOTE-CODE-OK TinyBertForSequenceClassification" in load_without_the_package(model, model_dir, tmp_path)
 
 
 def test_text_classification_pipeline_on_a_saved_student(tmp_path, tiny_tokenizer):

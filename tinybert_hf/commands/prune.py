@@ -30,10 +30,10 @@ from ..evaluation.speed_and_size import parameter_count
 from ..pruning.structured import calibration_batches, prune
 from ..recipe.arguments import RecipeArguments
 from ..recipe.run_records import SavedModelData
-from ..recipe.step_runner import finished_step
 from ..recipe.steps import distil_prediction_layer, model_class
 from ..utils.atomic import atomic_directory, write_text
 from ..utils.safe_loading import load_pretrained
+from ..utils.step_runner import finished_step
 from .arguments import PruneArguments
 
 logger = logging.get_logger(__name__)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import bz2
 import csv
+import dataclasses
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -21,8 +22,8 @@ from ..data.transfer_text import text_stream
 from ..models.tinybert.configuration_tinybert import TinyBertConfig
 from ..models.tinybert.conversion import student_from_teacher_layers, uniform_layer_subset
 from ..models.tinybert.modeling_tinybert import TinyBertModel
-from ..utils.atomic import atomic_directory
 from ..utils.safe_loading import load_pretrained
+from ..utils.step_runner import run_training_step
 from .arguments import DistillationTrainingArguments
 from .trainer import DistillationTrainer
 
@@ -91,8 +92,6 @@ def general_distill(arguments: GeneralDistillationArguments, training: Distillat
     """
     if training.max_steps is None or training.max_steps <= 0:
         raise ValueError("General distillation streams its corpus: set `--max_steps` (a stream has no length).")
-    if training.stage is None:
-        training.stage = "general"
     set_seed(training.seed)
     teacher_path = arguments.teacher or str(packaged_teacher_path())
     tokenizer = AutoTokenizer.from_pretrained(teacher_path)
@@ -104,20 +103,24 @@ def general_distill(arguments: GeneralDistillationArguments, training: Distillat
         batched=True,
         remove_columns=["text"],
     )
-    training.remove_unused_columns = False  # a stream's columns are unknown until read; ours are model inputs
-    trainer = DistillationTrainer(
-        model=student,
-        teacher_model=teacher,
-        args=training,
-        train_dataset=tokenized,
-        data_collator=DataCollatorWithPadding(tokenizer),
-        processing_class=tokenizer,
+    student_dir = Path(training.output_dir) / "student"
+    # a copy, the given arguments unchanged: the stage's weights by default, a stream's columns kept (they are
+    # unknown until read; ours are model inputs), and checkpoints beside the student, which a rerun resumes from
+    training = dataclasses.replace(
+        training,
+        stage=training.stage or "general",
+        remove_unused_columns=False,
+        output_dir=str(student_dir.parent / "checkpoints" / student_dir.name),
     )
-    trainer.train()
-    output = Path(training.output_dir)
-    student_dir = output / "student"
-    with atomic_directory(student_dir) as staging:  # beside Trainer's checkpoints, whole or not at all
-        trainer.save_model(str(staging))
-        tokenizer.save_pretrained(staging)
-        (staging / "training_args.bin").unlink(missing_ok=True)
+    run_training_step(
+        student_dir,
+        lambda: DistillationTrainer(
+            model=student,
+            teacher_model=teacher,
+            args=training,
+            train_dataset=tokenized,
+            data_collator=DataCollatorWithPadding(tokenizer),
+            processing_class=tokenizer,  # saved with the student
+        ),
+    )
     return student_dir

@@ -1,7 +1,7 @@
 """`run_recipe`: the whole TinyBERT recipe, every step in order, into one output directory.
 
 It checks every input before it writes anything, runs the steps of [`~tinybert_hf.recipe.steps`] (each skipped
-when finished and resumed when interrupted, see [`~tinybert_hf.recipe.step_runner`]), evaluates every model, and
+when finished and resumed when interrupted, see [`~tinybert_hf.utils.step_runner`]), evaluates every model, and
 writes `results.json`, the chart, the student's card and, when asked, pushes the student.
 
 The arguments it is given are never changed: what it resolves from them (a `max_length` lowered to the teacher's
@@ -32,10 +32,10 @@ from ..data.tokenization import label_names, tokenize, tokenize_splits
 from ..evaluation.speed_and_size import parameter_count
 from ..hub.model_card import RESULTS_NAME, card_was_edited, write_model_card
 from ..utils.atomic import write_text
+from ..utils.step_runner import finished_step
 from .arguments import RecipeArguments
 from .checks import check_teacher, check_teacher_architecture, general_student_path, teacher_source
 from .output_directory import prepare_output_dir
-from .step_runner import finished_step
 from .steps import (
     augment_training_data,
     build_student,

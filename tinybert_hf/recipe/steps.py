@@ -2,7 +2,7 @@
 fine-tune the teacher, augment, build the student (cut from the teacher, a subset of its layers, random or general),
 recover it on transfer text, distil it in TinyBERT's two stages, fine-tune the no-teacher baseline, evaluate.
 
-Every training step runs through [`~tinybert_hf.recipe.step_runner.run_training_step`]: reused when finished,
+Every training step runs through [`~tinybert_hf.utils.step_runner.run_training_step`]: reused when finished,
 resumed from its newest complete checkpoint when interrupted, saved whole or not at all.
 """
 
@@ -42,9 +42,9 @@ from ..models.tinybert.modeling_tinybert import TinyBertPreTrainedModel
 from ..pruning.structured import calibration_batches, prune
 from ..quantization.quantization_aware import add_fake_quantization, remove_fake_quantization
 from ..utils.safe_loading import load_pretrained
+from ..utils.step_runner import finished_step, run_training_step
 from .arguments import RecipeArguments
 from .checks import check_teacher, general_student_path, teacher_source
-from .step_runner import finished_step, run_training_step
 
 logger = logging.get_logger(__name__)
 

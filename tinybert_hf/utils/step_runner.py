@@ -1,9 +1,10 @@
-"""One training step of the recipe, run the one way every step runs: skipped when done, resumed when interrupted,
-timed, and saved whole or not at all.
+"""One training step, run the one way every step runs (each step of the recipe, general distillation): skipped when
+done, resumed when interrupted, timed, and saved whole or not at all.
 
-A step owns a directory under `output_dir` (`teacher/`, `student_intermediate/`, `student/`, ...). It is finished
-when that directory holds its `stage_done.json` record, written last inside the staging directory that is renamed
-into place; its Trainer checkpoints live beside it (`checkpoints/<step>/`) and are removed once it is finished.
+A step owns a directory under an output directory (`teacher/`, `student_intermediate/`, `student/`, ...). It is
+finished when that directory holds its `stage_done.json` record, written last inside the staging directory that is
+renamed into place; its Trainer checkpoints live beside it (`checkpoints/<step>/`, the Trainer's `output_dir`) and
+are removed once it is finished.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from pathlib import Path
 from transformers import Trainer
 from transformers.utils import logging
 
-from ..utils.atomic import DONE_MARKER, atomic_directory, last_complete_checkpoint, write_text
+from .atomic import DONE_MARKER, atomic_directory, last_complete_checkpoint, write_text
 
 logger = logging.get_logger(__name__)
 
