@@ -24,13 +24,14 @@ import contextlib
 import copy
 import json
 import logging as python_logging
-import shutil
 import warnings
 from pathlib import Path
 
 import torch
 from transformers import AutoConfig, AutoTokenizer, PreTrainedModel
 from transformers.utils import logging
+
+from ..utils.atomic import atomic_directory, write_text
 
 logger = logging.get_logger(__name__)
 
@@ -177,8 +178,9 @@ def export_saved_model(model_path: str | Path, output_dir: str | Path | None = N
         model_path (`str` or `Path`):
             A directory written by `save_pretrained` holding a sequence- or token-classification TinyBERT or BERT.
         output_dir (`str` or `Path`, *optional*, defaults to `<model_path>-onnx`):
-            Where `model.onnx`, the config, the tokenizer and `onnx.json` go; written as `<output_dir>.partial` and
-            renamed when complete, so a failed export never leaves a directory that looks finished.
+            Where `model.onnx`, the config, the tokenizer and `onnx.json` go; assembled in a staging directory and
+            renamed into place when complete ([`~tinybert_hf.utils.atomic.atomic_directory`]), so a failed export
+            never leaves a directory that looks finished, nor touches an earlier export.
         opset_version (`int`, *optional*, defaults to 18): ONNX opset of the graph.
 
     Returns:
@@ -188,12 +190,9 @@ def export_saved_model(model_path: str | Path, output_dir: str | Path | None = N
     output_dir = Path(output_dir) if output_dir else sibling_directory(model_path, "onnx")
     check_output_directory(output_dir)
     model = load_task_model(model_path)
-    partial = output_dir.with_name(output_dir.name + ".partial")
-    shutil.rmtree(partial, ignore_errors=True)
-    partial.mkdir(parents=True)
-    try:
-        export_onnx(model, partial / "model.onnx", opset_version=opset_version)
-        write_model_files(model_path, partial)
+    with atomic_directory(output_dir) as staging:
+        export_onnx(model, staging / "model.onnx", opset_version=opset_version)
+        write_model_files(model_path, staging)
         record = {
             "source": str(model_path),
             "architecture": type(model).__name__,
@@ -202,10 +201,7 @@ def export_saved_model(model_path: str | Path, output_dir: str | Path | None = N
             "onnxruntime": onnxruntime.__version__,
             "dtype": "float32",
         }
-        (partial / "onnx.json").write_text(json.dumps(record, indent=2))
-        replace_directory(partial, output_dir)
-    finally:
-        shutil.rmtree(partial, ignore_errors=True)
+        write_text(staging / "onnx.json", json.dumps(record, indent=2))
     return output_dir
 
 
@@ -253,26 +249,13 @@ def write_model_files(model_path: str | Path, output_dir: Path) -> None:
 
 def check_output_directory(target: Path) -> None:
     """Refuse an existing, non-empty `target` that is not an earlier export (holding `onnx.json` or
-    `quantization.json`): any other directory is the user's data."""
+    `quantization.json`): any other directory is the user's data, which a new export must not replace."""
     ours = (target / "onnx.json").is_file() or (target / "quantization.json").is_file()
     if target.is_dir() and any(target.iterdir()) and not ours:
         raise FileExistsError(
             f"{target} exists and is not an ONNX export of tinybert-hf; choose another output directory "
             "(nothing was written over it)."
         )
-
-
-def replace_directory(source: Path, target: Path) -> None:
-    """Move a completed `source` directory to `target`, replacing an earlier export only once `source` is whole."""
-    check_output_directory(target)
-    if target.exists():
-        old = target.with_name(target.name + ".old")
-        shutil.rmtree(old, ignore_errors=True)
-        target.rename(old)
-        source.rename(target)
-        shutil.rmtree(old)
-    else:
-        source.rename(target)
 
 
 def batches_to_check(vocab_size: int, shapes) -> list[dict[str, torch.Tensor]]:

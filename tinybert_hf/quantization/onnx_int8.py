@@ -31,8 +31,8 @@ import contextlib
 import hashlib
 import json
 import logging as python_logging
-import shutil
 import tempfile
+from contextlib import closing
 from dataclasses import asdict
 from pathlib import Path
 
@@ -48,11 +48,11 @@ from ..onnx.export import (
     export_onnx,
     inference_session,
     load_task_model,
-    replace_directory,
     require_onnx,
     sibling_directory,
     write_model_files,
 )
+from ..utils.atomic import atomic_directory, write_text
 from .arguments import DEFAULT_INT8_OP_TYPES, QuantizeArguments
 
 logger = logging.get_logger(__name__)
@@ -164,7 +164,8 @@ def quantize_saved_model(args: QuantizeArguments) -> dict:
     r"""
     Export a saved student to ONNX, fuse, quantize to int8, check it runs, and write the int8 model directory.
 
-    The directory is assembled as `<output_dir>.partial` and renamed when complete; the student is only read.
+    The directory is assembled in a staging directory and renamed into place when complete
+    ([`~tinybert_hf.utils.atomic.atomic_directory`]); the student is only read.
 
     Returns:
         `dict`: the record also written to `quantization.json` (output directory, settings, sizes, check).
@@ -175,30 +176,31 @@ def quantize_saved_model(args: QuantizeArguments) -> dict:
     output_dir = Path(args.output_dir) if args.output_dir else default_int8_directory(args.model)
     check_output_directory(output_dir)
     model = load_task_model(args.model)
-    partial = output_dir.with_name(output_dir.name + ".partial")
-    shutil.rmtree(partial, ignore_errors=True)
-    partial.mkdir(parents=True)
     steps = tqdm(total=4, desc="Quantizing", unit="step")
-    try:
-        with tempfile.TemporaryDirectory(dir=partial.parent) as scratch:
-            fp32_path = Path(scratch) / "model_fp32.onnx"
-            steps.set_postfix_str("export fp32 graph")
-            export_onnx(model, fp32_path, opset_version=args.opset_version)
-            steps.update()
-            fused = {}
-            if args.fuse:
-                steps.set_postfix_str("fuse")
-                fused = fuse_onnx(fp32_path, Path(scratch) / "model_fused.onnx")
-                fp32_path = Path(scratch) / "model_fused.onnx"
-            steps.update()
-            steps.set_postfix_str("quantize")
-            int8_path = quantize_onnx(fp32_path, partial / "model.onnx", args.per_channel, args.reduce_range, op_types)
-            steps.update()
-            steps.set_postfix_str("check")
-            change = _largest_logit_change(fp32_path, int8_path, model.config.vocab_size, args.opset_version)
-            fp32_mb = fp32_path.stat().st_size / 1e6
-            steps.update()
-        write_model_files(args.model, partial)
+    # the fp32 graphs in a scratch directory beside it, gone before the int8 directory is renamed into place
+    with (
+        closing(steps),
+        atomic_directory(output_dir) as staging,
+        tempfile.TemporaryDirectory(dir=output_dir.parent) as scratch,
+    ):
+        fp32_path = Path(scratch) / "model_fp32.onnx"
+        steps.set_postfix_str("export fp32 graph")
+        export_onnx(model, fp32_path, opset_version=args.opset_version)
+        steps.update()
+        fused = {}
+        if args.fuse:
+            steps.set_postfix_str("fuse")
+            fused = fuse_onnx(fp32_path, Path(scratch) / "model_fused.onnx")
+            fp32_path = Path(scratch) / "model_fused.onnx"
+        steps.update()
+        steps.set_postfix_str("quantize")
+        int8_path = quantize_onnx(fp32_path, staging / "model.onnx", args.per_channel, args.reduce_range, op_types)
+        steps.update()
+        steps.set_postfix_str("check")
+        change = _largest_logit_change(fp32_path, int8_path, model.config.vocab_size, args.opset_version)
+        fp32_mb = fp32_path.stat().st_size / 1e6
+        steps.update()
+        write_model_files(args.model, staging)
         record = {
             "output_dir": str(output_dir),
             "source": str(args.model),
@@ -216,11 +218,7 @@ def quantize_saved_model(args: QuantizeArguments) -> dict:
             "size_mb": {"fp32_onnx": round(fp32_mb, 2), "int8_onnx": round(int8_path.stat().st_size / 1e6, 2)},
             "max_logit_change_on_check_batches": change,
         }
-        (partial / "quantization.json").write_text(json.dumps(record, indent=2))
-        replace_directory(partial, output_dir)
-    finally:
-        steps.close()
-        shutil.rmtree(partial, ignore_errors=True)
+        write_text(staging / "quantization.json", json.dumps(record, indent=2))
     logger.info(f"int8 model written to {output_dir} ({record['size_mb']['int8_onnx']} MB).")
     return record
 
