@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ..data.tasks import TOKEN_TASK
+from ..data.tasks import TASKS
 from ..errors import BadInputError
 from ..recipe.arguments import RecipeArguments
 from ..recipe.run import run_recipe
@@ -26,9 +26,7 @@ def saved_outputs(results: dict, arguments) -> str:
     """The closing lines of a recipe run: where the student, its int8 copy and the figures are, and how to use them."""
     output_dir = Path(arguments.output_dir)
     student = output_dir / "student"
-    auto_class = (
-        "AutoModelForTokenClassification" if arguments.task == TOKEN_TASK else ("AutoModelForSequenceClassification")
-    )
+    auto_class = f"AutoModel{TASKS[arguments.task].head}"
     lines = [
         "",
         f"Saved in {output_dir}:",

@@ -19,6 +19,7 @@ from datasets.exceptions import DatasetNotFoundError
 
 from ..errors import BadInputError
 from .packaged import packaged_ner_tweets_path, packaged_rotten_tomatoes_path
+from .tasks import TASKS
 
 ROTTEN_TOMATOES = "rotten_tomatoes_snippets"  # the embedded default of text classification
 NER_TWEETS = "ner_tweets"  # the embedded default of token classification
@@ -213,7 +214,7 @@ def load_task_dataset(
     Returns:
         [`~datasets.DatasetDict`] with `train`, `validation` and `test`.
     """
-    token_task = task == "token-classification"
+    token_task = TASKS[task].token_level
     if source is None and train_file is None:
         source = NER_TWEETS if token_task else ROTTEN_TOMATOES
     if source == ROTTEN_TOMATOES:
@@ -245,7 +246,7 @@ def load_evaluation_files(
 ) -> DatasetDict:
     """Only the given labelled splits (`{"test": "test.csv"}`), checked and with our column names as
     [`load_task_dataset`] gives them, for scoring a model that was trained elsewhere; no split is cut from another."""
-    token_task = task == "token-classification"
+    token_task = TASKS[task].token_level
     data = _load_files(files)
     renames = _renames(text_column, text_pair_column, label_column, token_task)
     return _standard_columns(data, renames, token_task, files)
@@ -259,7 +260,7 @@ def encode_labels_as(data: DatasetDict, names: list[str], task: str = "text-clas
     Raises:
         [`~tinybert_hf.errors.BadInputError`]: the data has a label that is not among `names`.
     """
-    column = "ner_tags" if task == "token-classification" else "label"
+    column = TASKS[task].label_column
     feature = next(iter(data.values())).features[column]
     token_task = isinstance(feature, Sequence)
     theirs = list((feature.feature if token_task else feature).names)

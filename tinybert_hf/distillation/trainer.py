@@ -22,6 +22,7 @@ from transformers import PreTrainedModel, Trainer
 from transformers.modeling_outputs import SequenceClassifierOutput
 from transformers.utils import logging
 
+from ..data.tasks import task_of_model_class
 from ..errors import BadInputError, NonFiniteLossError
 from ..models.tinybert.modeling_tinybert import TinyBertPreTrainedModel
 from ..utils.atomic import is_complete_checkpoint, last_complete_checkpoint
@@ -166,7 +167,7 @@ class DistillationTrainer(Trainer):
                     self._check_same_heads(student_config, teacher_config, mapping)
         if weights["prediction"]:
             teacher_labels = getattr(teacher_config, "num_labels", None)
-            if not type(teacher).__name__.endswith(("ForSequenceClassification", "ForTokenClassification")):
+            if task_of_model_class(type(teacher).__name__) is None:
                 raise BadInputError(
                     f"The prediction-layer loss needs a teacher with a task head, got {type(teacher).__name__}; "
                     "fine-tune the teacher first or use stage='intermediate'."
@@ -442,7 +443,8 @@ class DistillationTrainer(Trainer):
 
     @property
     def _token_level_prediction(self) -> bool:
-        return type(self.accelerator.unwrap_model(self.model)).__name__.endswith("ForTokenClassification")
+        task = task_of_model_class(type(self.accelerator.unwrap_model(self.model)).__name__)
+        return task is not None and task.token_level
 
     @torch.no_grad()
     def _teacher_forward(

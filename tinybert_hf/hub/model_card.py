@@ -14,6 +14,7 @@ from pathlib import Path
 from huggingface_hub import EvalResult, ModelCard, ModelCardData
 
 from ..data.loading import TEXT_FILE_BUILDERS
+from ..data.tasks import TASKS
 from ..distillation.trainer import CARD_TAGS
 
 TEMPLATE_NAME = "tinybert_student.md"
@@ -68,7 +69,7 @@ def render_model_card(results: dict, repo_id: str | None = None) -> ModelCard:
     settings, models = results["settings"], results["models"]
     teacher, student = models["teacher"], models[STUDENT_ROW]
     first, second = quality_keys(results)
-    text_task = settings["task"] == "text-classification"
+    text_task = not TASKS[settings["task"]].token_level
     dataset = settings.get("dataset") or ("rotten_tomatoes_snippets" if text_task else "ner_tweets")
     dataset_type, dataset_name = dataset, dataset
     if settings.get("train_file") and not settings.get(
@@ -85,12 +86,12 @@ def render_model_card(results: dict, repo_id: str | None = None) -> ModelCard:
         model_name=model_name,
         base_model=_base_model(settings),
         datasets=[dataset] if _is_hub_id(settings.get("dataset")) else None,
-        pipeline_tag="text-classification" if text_task else "token-classification",
+        pipeline_tag=settings["task"],
         library_name="transformers",
         tags=list(CARD_TAGS),
         eval_results=[
             EvalResult(
-                task_type="text-classification" if text_task else "token-classification",
+                task_type=settings["task"],
                 dataset_type=dataset_type,
                 dataset_name=dataset_name,
                 dataset_config=settings.get("dataset_config"),
@@ -133,7 +134,7 @@ def render_model_card(results: dict, repo_id: str | None = None) -> ModelCard:
         "stage_lines": "\n".join(_stage_lines(results)),
         "seed": settings["seed"],
         "wall_minutes": f"{results['wall_seconds'] / 60:.1f}",
-        "auto_class": "AutoModelForSequenceClassification" if text_task else "AutoModelForTokenClassification",
+        "auto_class": f"AutoModel{TASKS[settings['task']].head}",
         "pipeline_tag": card_data.pipeline_tag,
         "int8_section": _int8_section(models, first),
         "heldout_section": _heldout_section(results, first),

@@ -22,6 +22,7 @@ from transformers import AutoConfig, AutoTokenizer, PretrainedConfig, PreTrained
 from transformers.modeling_outputs import SequenceClassifierOutput, TokenClassifierOutput
 from transformers.utils import logging
 
+from ..data.tasks import TASKS, TEXT_TASK, task_of_model_class
 from .export import INPUT_NAMES, inference_session
 
 
@@ -103,6 +104,14 @@ class OnnxModelForTokenClassification(OnnxModel):
     output_class = TokenClassifierOutput
 
 
+def onnx_class(task: str) -> type[OnnxModel]:
+    """The ONNX model class with `task`'s head (`OnnxModel<head>`)."""
+    return {
+        cls.__name__.removeprefix("OnnxModel"): cls
+        for cls in (OnnxModelForSequenceClassification, OnnxModelForTokenClassification)
+    }[TASKS[task].head]
+
+
 def onnx_pipeline(directory: str | Path, task: str | None = None, threads: int | None = None, **kwargs):
     r"""
     A `transformers` pipeline on an exported (fp32 or int8) student directory.
@@ -124,12 +133,8 @@ def onnx_pipeline(directory: str | Path, task: str | None = None, threads: int |
         )
     config = AutoConfig.from_pretrained(directory)
     if task is None:
-        token_level = "TokenClassification" in (config.architectures or [""])[0]
-        task = "token-classification" if token_level else "text-classification"
-    model_class = (
-        OnnxModelForTokenClassification if task == "token-classification" else OnnxModelForSequenceClassification
-    )
-    model = model_class.from_pretrained(directory, threads=threads)
+        task = (task_of_model_class((config.architectures or [""])[0]) or TASKS[TEXT_TASK]).name
+    model = onnx_class(task).from_pretrained(directory, threads=threads)
     # The pipeline logs an error for model classes outside its Auto mappings; this one implements the same forward.
     pipeline_logger = pipeline_base.logger
     level = pipeline_logger.level
@@ -140,4 +145,10 @@ def onnx_pipeline(directory: str | Path, task: str | None = None, threads: int |
         pipeline_logger.setLevel(level)
 
 
-__all__ = ["OnnxModel", "OnnxModelForSequenceClassification", "OnnxModelForTokenClassification", "onnx_pipeline"]
+__all__ = [
+    "OnnxModel",
+    "OnnxModelForSequenceClassification",
+    "OnnxModelForTokenClassification",
+    "onnx_class",
+    "onnx_pipeline",
+]

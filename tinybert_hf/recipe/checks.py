@@ -9,7 +9,7 @@ from pathlib import Path
 from transformers.utils import logging
 
 from ..data.packaged import packaged_teacher_path
-from ..data.tasks import TOKEN_TASK
+from ..data.tasks import TASKS
 from ..errors import BadInputError
 from .arguments import STUDENT_INITS, RecipeArguments
 
@@ -60,7 +60,7 @@ def check_teacher(config, path: str | Path, names: list[str], args: RecipeArgume
     """Refuse a fine-tuned teacher without the task's head (stage 2 learns its predictions) or with another number
     of labels than the data has; warn when its labels are named differently."""
     check_teacher_architecture(config, path)
-    head = "ForTokenClassification" if args.task == TOKEN_TASK else "ForSequenceClassification"
+    head = TASKS[args.task].head
     architectures = getattr(config, "architectures", None) or []
     if not any(name.endswith(head) for name in architectures):
         raise BadInputError(

@@ -27,7 +27,7 @@ from transformers import (
 from transformers.utils import logging
 
 from ..data.loading import eval_set_name, load_task_splits
-from ..data.tasks import TEXT_TASK, TOKEN_TASK
+from ..data.tasks import TASKS
 from ..data.tokenization import label_names, tokenize, tokenize_splits
 from ..evaluation.speed_and_size import parameter_count
 from ..hub.model_card import RESULTS_NAME, card_was_edited, write_model_card
@@ -81,7 +81,7 @@ def quantize_student(student_dir: Path, args: RecipeArguments) -> tuple[PreTrain
     weights), loaded for evaluation and timing with as many ONNX Runtime threads as torch uses."""
     import torch
 
-    from ..onnx.modeling_onnx import OnnxModelForSequenceClassification, OnnxModelForTokenClassification
+    from ..onnx.modeling_onnx import onnx_class
     from ..quantization.arguments import QuantizeArguments
     from ..quantization.onnx_int8 import default_int8_directory, quantize_saved_model, weights_digest
 
@@ -99,8 +99,7 @@ def quantize_student(student_dir: Path, args: RecipeArguments) -> tuple[PreTrain
                 reduce_range=args.int8_reduce_range,
             )
         )
-    onnx_class = OnnxModelForTokenClassification if args.task == TOKEN_TASK else OnnxModelForSequenceClassification
-    return onnx_class.from_pretrained(int8_dir, threads=torch.get_num_threads()), int8_dir
+    return onnx_class(args.task).from_pretrained(int8_dir, threads=torch.get_num_threads()), int8_dir
 
 
 def run_recipe(args: RecipeArguments) -> dict:
@@ -141,11 +140,12 @@ def run_recipe(args: RecipeArguments) -> dict:
 
     train_text = data["train"]
     augmentation = None
-    if args.augment and args.task == TEXT_TASK and args.num_augmentations > 0 and args.augment_fraction > 0:
+    token_level = TASKS[args.task].token_level
+    if args.augment and not token_level and args.num_augmentations > 0 and args.augment_fraction > 0:
         start = time.perf_counter()
         train_text = augment_training_data(data["train"], tokenizer, teacher, args)
         augmentation = {"rows": train_text.num_rows, "seconds": time.perf_counter() - start}
-    elif args.augment and args.task == TOKEN_TASK:
+    elif args.augment and token_level:
         logger.warning("Augmentation is for text classification: word replacements would misalign NER tags.")
     train = tokenize(train_text, tokenizer, args.task, args.max_length) if augmentation else tokenized["train"]
 

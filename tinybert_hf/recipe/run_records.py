@@ -21,6 +21,7 @@ from transformers import AutoConfig, AutoTokenizer
 from transformers.utils import logging
 
 from ..data.loading import ROTTEN_TOMATOES, encode_labels_as, load_evaluation_files, load_task_splits
+from ..data.tasks import TASKS
 from ..data.tokenization import tokenize_splits
 from ..errors import BadInputError
 from ..hub.model_card import RESULTS_NAME
@@ -135,7 +136,7 @@ def load_data_for_model(model_path: str | Path, config, args) -> tuple[DatasetDi
         )
     else:
         data = load_task_splits(args)
-    column = "ner_tags" if args.task == "token-classification" else "label"
+    column = TASKS[args.task].label_column
     feature = next(iter(data.values())).features[column]
     data_names = list(getattr(feature, "feature", feature).names)
     names = model_label_names(config)
