@@ -10,6 +10,8 @@ import torch
 from transformers import GPT2Config, GPT2ForSequenceClassification
 
 from tinybert_hf import TinyBertForSequenceClassification, TinyBertModel
+from tinybert_hf.commands.arguments import SparsifyArguments
+from tinybert_hf.commands.sparsify import sparsify_saved_model
 from tinybert_hf.distillation.trainer import weight_penalty
 from tinybert_hf.onnx.export import batches_to_check, export_onnx, export_saved_model, inference_session
 from tinybert_hf.onnx.modeling_onnx import OnnxModelForSequenceClassification, onnx_pipeline
@@ -23,6 +25,7 @@ from tinybert_hf.quantization.quantization_aware import (
     has_fake_quantization,
     remove_fake_quantization,
 )
+from tinybert_hf.recipe.arguments import RecipeArguments
 from tinybert_hf.utils.layers import prunable_linears
 
 from .conftest import tiny_config
@@ -195,6 +198,23 @@ def test_magnitude_pruning_zeroes_the_smallest_weights_of_a_copy(scope):
 
 
 # ---- bad input ---------------------------------------------------------------------------------------------------
+
+
+def test_sparsify_scores_on_a_test_file_alone(tmp_path, tiny_tokenizer):
+    """Magnitude pruning reads no data: `sparsify --test_file t.csv` scores the sparse copy on that file alone (it
+    was refused with pruning's need for training rows)."""
+    student_dir = saved_student(tmp_path / "student", tiny_tokenizer)
+    (tmp_path / "t.csv").write_text("text,label\ngood film,good\ndull plot,bad\ngreat cast,good\n")
+    record = sparsify_saved_model(
+        SparsifyArguments(model=str(student_dir), sparsity=0.5),
+        RecipeArguments(output_dir=str(tmp_path / "out"), test_file=str(tmp_path / "t.csv")),
+    )
+    assert "t.csv" in record["settings"]["test_file"]
+    for name in ("source", "sparse"):
+        assert set(record["models"][name]) >= {"test", "linear_sparsity"} and "dev" not in record["models"][name]
+        assert round(3 * record["models"][name]["test"]["accuracy"], 2) in (0, 1, 2, 3)  # scored on the 3 rows
+    assert abs(record["models"]["sparse"]["linear_sparsity"] - 0.5) < 0.01
+    assert json.loads((tmp_path / "out" / "sparsity.json").read_text())["models"]["sparse"]["test"]
 
 
 def test_quantizing_an_unsupported_operator_or_model_is_a_clear_error(tmp_path, tiny_tokenizer):

@@ -5,17 +5,10 @@ from __future__ import annotations
 
 import json
 
-from transformers import (
-    AutoConfig,
-    AutoTokenizer,
-)
 from transformers.utils import logging
 
-from ..data.loading import SPLITS
-from ..data.tokenization import tokenize
 from ..recipe.arguments import RecipeArguments
-from ..recipe.checks import check_model_reference
-from ..recipe.run_records import load_data_for_model
+from ..recipe.run_records import SavedModelData
 from ..recipe.steps import evaluate_model, load_eval_sets, model_class
 from ..utils.safe_loading import load_pretrained
 from .arguments import EvaluateArguments
@@ -25,21 +18,19 @@ logger = logging.get_logger(__name__)
 
 def evaluate_saved_model(model_path: str, args: RecipeArguments) -> dict[str, dict]:
     """Dev and test metrics of a saved model directory (or Hub id), with its own tokenizer, on the data given, else
-    the data its run recorded ([`~tinybert_hf.recipe.run_records.load_data_for_model`]; `"data"` says which), and
+    the data its run recorded ([`~tinybert_hf.recipe.run_records.SavedModelData`]; `"data"` says which), and
     under `"heldout"` its metrics on each `--eval_files` set."""
-    check_model_reference(model_path, "--model")
-    config = AutoConfig.from_pretrained(model_path)
-    data, names, args, description = load_data_for_model(model_path, config, args)
-    tokenizer = AutoTokenizer.from_pretrained(model_path)
-    eval_sets = load_eval_sets(names, tokenizer, args, getattr(config, "max_position_embeddings", None))
-    model = load_pretrained(model_class(args.task), model_path, allow_pickle=args.allow_pickle, config=config)
-    tokenized = tokenize(data, tokenizer, args.task, args.max_length)
-    scores = {"data": description}
-    for split in (split for split in SPLITS[1:] if split in tokenized):
-        scores[split] = evaluate_model(model, tokenized[split], tokenizer, names, args)
+    data = SavedModelData(model_path, args)
+    positions = getattr(data.config, "max_position_embeddings", None)
+    eval_sets = load_eval_sets(data.names, data.tokenizer, data.args, positions)
+    model = load_pretrained(
+        model_class(data.args.task), model_path, allow_pickle=data.args.allow_pickle, config=data.config
+    )
+    scores = {"data": data.description, **data.scores(model, dev_name="validation")}
     if eval_sets:
         scores["heldout"] = {
-            name: evaluate_model(model, rows, tokenizer, names, args) for name, rows in eval_sets.items()
+            name: evaluate_model(model, rows, data.tokenizer, data.names, data.args)
+            for name, rows in eval_sets.items()
         }
     return scores
 

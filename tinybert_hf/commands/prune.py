@@ -48,7 +48,8 @@ def prune_saved_model(prune_args: PruneArguments, args: RecipeArguments) -> dict
         `dict`: what `pruning.json` holds.
     """
     set_seed(args.seed)
-    task = SavedModelData(prune_args.model, args)
+    task = SavedModelData(prune_args.model, args, purpose="Pruning measures what to cut on training rows")
+    logger.warning(f"Data: {task.description}.")
     args = task.args
     output_dir = Path(args.output_dir)
     output_dir.mkdir(parents=True, exist_ok=True)
@@ -118,7 +119,7 @@ def prune_saved_model(prune_args: PruneArguments, args: RecipeArguments) -> dict
         }
         models["recovered"] = recovered.eval()
     for name, model in models.items():
-        record["models"][name] = {"parameters": parameter_count(model), **task.dev_and_test(model)}
+        record["models"][name] = {"parameters": parameter_count(model), **task.scores(model)}
     (output_dir / "pruning.json").write_text(json.dumps(record, indent=2, default=str))
     return record
 

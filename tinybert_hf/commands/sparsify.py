@@ -33,7 +33,8 @@ def sparsify_saved_model(sparsify_args: SparsifyArguments, args: RecipeArguments
     Returns:
         `dict`: what `sparsity.json` holds.
     """
-    task = SavedModelData(sparsify_args.model, args)
+    task = SavedModelData(sparsify_args.model, args)  # magnitude pruning reads no data: any split scores it
+    logger.warning(f"Data: {task.description}.")
     args = task.args
     output_dir = Path(args.output_dir)
     output_dir.mkdir(parents=True, exist_ok=True)
@@ -58,10 +59,10 @@ def sparsify_saved_model(sparsify_args: SparsifyArguments, args: RecipeArguments
         record["models"][name] = {
             **report,
             "size_mb": round(size_on_disk_mb(directory), 1),
-            **task.dev_and_test(model),
+            **task.scores(model),
         }
     write_text(sparse_dir / "sparsity.json", json.dumps(record, indent=2, default=str))
-    (output_dir / "sparsity.json").write_text(json.dumps(record, indent=2, default=str))
+    write_text(output_dir / "sparsity.json", json.dumps(record, indent=2, default=str))
     return record
 
 
@@ -70,7 +71,13 @@ def run(sparsify_arguments: SparsifyArguments, arguments: RecipeArguments) -> No
     for name, entry in record["models"].items():
         print(
             f"{name:>7}: {100 * entry['linear_sparsity']:.1f}% of layer weights zero "
-            f"({100 * entry['overall_sparsity']:.1f}% of all), test score {100 * entry['test']['score']:.1f}, "
+            f"({100 * entry['overall_sparsity']:.1f}% of all), {_score(entry)}, "
             f"{entry['size_mb']} MB on disk, {entry['compressed_mb']} MB compressed"
         )
     print(f"saved to {Path(arguments.output_dir) / 'sparse'}; {record['note']}")
+
+
+def _score(entry: dict) -> str:
+    """The test score, else the dev score (the data given may hold either split alone)."""
+    split = "test" if "test" in entry else "dev"
+    return f"{split} score {100 * entry[split]['score']:.1f}"

@@ -60,7 +60,8 @@ def tokenize_splits(data: DatasetDict, tokenizer, task: str, max_length: int) ->
     same metrics)."""
     tokenized = tokenize(data, tokenizer, task, max_length)
     for split in ("validation", "test"):
-        tokenized[split] = sort_by_length(tokenized[split])
+        if split in tokenized:
+            tokenized[split] = sort_by_length(tokenized[split])
     return tokenized
 
 

@@ -157,28 +157,36 @@ __all__ = ["data_arguments_for", "load_data_for_model", "model_label_names", "re
 
 
 class SavedModelData:
-    """A saved model's tokenizer and the tokenized splits of the data given, else of the data its run recorded
-    ([`~tinybert_hf.recipe.run_records.load_data_for_model`]), to measure that model and its compressed copies.
-    `args` are the arguments that data was loaded with; `description` says which data it is."""
+    """
+    A saved model's config and tokenizer, and the tokenized splits of the data given, else of the data its run
+    recorded ([`load_data_for_model`]): what `evaluate`, `prune` and `sparsify` measure a model (and its compressed
+    copies) on. `args` are the arguments that data was loaded with; `description` says which data it is.
 
-    def __init__(self, model_path: str, args: RecipeArguments):
+    Args:
+        model_path (`str`): a saved model directory or Hub id.
+        args ([`~tinybert_hf.recipe.arguments.RecipeArguments`]): the data options given.
+        purpose (`str`, *optional*): what needs training rows (e.g. "Pruning measures what to cut on them"): with
+            it, data without a train split is refused; without it, any of the splits will do.
+    """
+
+    def __init__(self, model_path: str, args: RecipeArguments, purpose: str | None = None):
         check_model_reference(model_path, "--model")
-        config = AutoConfig.from_pretrained(model_path)
-        data, self.names, self.args, self.description = load_data_for_model(model_path, config, args)
-        if "train" not in data:
+        self.config = AutoConfig.from_pretrained(model_path)
+        data, self.names, self.args, self.description = load_data_for_model(model_path, self.config, args)
+        if purpose and "train" not in data:
             raise BadInputError(
-                "Pruning measures what to cut on training rows: give `--train_file` (or `--dataset`), not only "
-                "`--validation_file`/`--test_file`."
+                f"{purpose}: give `--train_file` (or `--dataset`), not only `--validation_file`/`--test_file`."
             )
-        logger.warning(f"Data: {self.description}.")
         self.tokenizer = AutoTokenizer.from_pretrained(model_path)
         self.tokenized = tokenize_splits(data, self.tokenizer, self.args.task, self.args.max_length)
 
-    def dev_and_test(self, model) -> dict[str, dict]:
-        """Dev and test metrics of `model`."""
+    def scores(self, model, dev_name: str = "dev") -> dict[str, dict]:
+        """Metrics of `model` on each evaluation split there is: the validation split (under `dev_name`; the
+        records of `prune` and `sparsify` say `dev`, `evaluate`'s output `validation`) and `test`."""
         return {
             split_name: evaluate_model(model, self.tokenized[split], self.tokenizer, self.names, self.args)
-            for split_name, split in (("dev", "validation"), ("test", "test"))
+            for split_name, split in ((dev_name, "validation"), ("test", "test"))
+            if split in self.tokenized
         }
 
     def settings(self) -> dict:
