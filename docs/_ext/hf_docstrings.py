@@ -3,7 +3,9 @@
 1. Dataclass fields documented by `field(metadata={"help": ...})` (TrainingArguments' convention, which
    `HfArgumentParser` turns into `--help`) become the `Args:` section of their class, as doc-builder would show
    them, so the API reference lists every option with its type, default and what it does.
-2. doc-builder references become mkdocs cross-references.
+2. Entries that document several parameters at once (`train_file, validation_file, test_file (`str`, *optional*):`)
+   become one entry per parameter, which the Google-style parser can read.
+3. doc-builder references become mkdocs cross-references.
 
 The docstrings are written for transformers' doc-builder: [`~tinybert_hf.errors.BadInputError`] links to the object
 and shows its last name, [`DistillationTrainer`] shows the name as written, and either may be relative to the
@@ -96,6 +98,33 @@ def with_args(docstring: str, args: str) -> str:
     return "\n".join([*lines[:at], "", args, "", *lines[at:]]).strip("\n")
 
 
+SECTION = re.compile(r"^(Args|Arguments|Parameters|Attributes|Other Parameters):$")
+GROUPED_ENTRY = re.compile(r"^(?P<indent> +)(?P<names>\w+(?:, \w+)+)(?P<rest>(?: \(.*\))?:.*)$")
+
+
+def split_grouped_entries(text: str) -> str:
+    """`text` with every entry that names several parameters repeated once per parameter."""
+    lines, out, index, in_section = text.split("\n"), [], 0, False
+    while index < len(lines):
+        line = lines[index]
+        if line and not line[0].isspace():
+            in_section = bool(SECTION.match(line))
+        entry = GROUPED_ENTRY.match(line) if in_section else None
+        if entry is None:
+            out.append(line)
+            index += 1
+            continue
+        indent, end = len(entry["indent"]), index + 1
+        while end < len(lines) and (not lines[end].strip() or len(lines[end]) - len(lines[end].lstrip()) > indent):
+            end += 1
+        while end > index + 1 and not lines[end - 1].strip():  # blank lines after the entry are not its text
+            end -= 1
+        for name in entry["names"].split(", "):
+            out += [f"{entry['indent']}{name}{entry['rest']}", *lines[index + 1 : end]]
+        index = end
+    return "\n".join(out)
+
+
 def documented(obj: griffe.Object):
     """`obj` and every object defined under it (aliases are documented where they are defined)."""
     yield obj
@@ -119,4 +148,5 @@ class HFDocstrings(griffe.Extension):
                 elif not re.search(r"^Args:$", obj.docstring.value, flags=re.M):
                     obj.docstring.value = with_args(obj.docstring.value, args)
             if obj.docstring is not None:
-                obj.docstring.value = rewrite(obj, obj.docstring.value, paths_by_name)
+                value = split_grouped_entries(obj.docstring.value)
+                obj.docstring.value = rewrite(obj, value, paths_by_name)
