@@ -43,8 +43,8 @@ DOC_FILES = [README, *sorted(DOCS.rglob("*.md"))]
 MAIN_JOB_OUTPUTS = "outputs/tinybert/student"  # a block naming it (or student-int8) runs after the main job
 HUB_REPO = "my-org/tinybert4-rt"  # the repository the Hub blocks push to and load from
 # The fence languages the pages may use. A block under another name (```py, ```python3) would escape the runner;
-# add it here and to PYTHON_LANGUAGES if it is Python.
-KNOWN_LANGUAGES = {"", "bash", "python"}
+# add it here and to PYTHON_LANGUAGES if it is Python. `text`: plain text, such as the layer map of architecture.md.
+KNOWN_LANGUAGES = {"", "bash", "python", "text"}
 PYTHON_LANGUAGES = {"python"}
 # Blocks that cannot run here, by their first line, with the reason. Every entry must match a block; every other
 # block runs. None at present: blocks that need the main job's outputs or the Hub get them prepared below.

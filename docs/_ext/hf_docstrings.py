@@ -99,29 +99,66 @@ def with_args(docstring: str, args: str) -> str:
 
 
 SECTION = re.compile(r"^(Args|Arguments|Parameters|Attributes|Other Parameters):$")
-GROUPED_ENTRY = re.compile(r"^(?P<indent> +)(?P<names>\w+(?:, \w+)+)(?P<rest>(?: \(.*\))?:.*)$")
+NAME_AND_TYPE = re.compile(r"(?P<name>\w+)(?: \((?P<type>.*)\))?")
+
+
+def split_top_level(text: str, separator: str) -> list[str]:
+    """`text` split at every `separator` outside parentheses."""
+    parts, depth, current = [], 0, ""
+    for character in text:
+        depth += {"(": 1, ")": -1}.get(character, 0)
+        if character == separator and depth == 0:
+            parts.append(current)
+            current = ""
+        else:
+            current += character
+    return [*parts, current]
+
+
+def grouped_entry(header: str) -> list[str] | None:
+    """The one-parameter headers of an entry header that names several ("a, b (`str`): ..." or
+    "a (`int`), b (`bool`): ..."), or `None` for a header of one parameter (or no parameter header at all)."""
+    names, *rest = split_top_level(header, ":")
+    parts = [NAME_AND_TYPE.fullmatch(part.strip()) for part in split_top_level(names, ",")]
+    if not rest or len(parts) < 2 or not all(parts):
+        return None
+    # "a, b (`str`)": the one type given is every name's
+    shared = None if any(part["type"] for part in parts[:-1]) else parts[-1]["type"]
+    entries = []
+    for part in parts:
+        kind = part["type"] or shared
+        entries.append(f"{part['name']}{f' ({kind})' if kind else ''}:{':'.join(rest)}")
+    return entries
+
+
+def indentation(line: str) -> int:
+    return len(line) - len(line.lstrip())
 
 
 def split_grouped_entries(text: str) -> str:
-    """`text` with every entry that names several parameters repeated once per parameter."""
+    """`text` with every entry that names several parameters repeated once per parameter; the names may run over
+    several lines, each but the last ending with a comma."""
     lines, out, index, in_section = text.split("\n"), [], 0, False
     while index < len(lines):
-        line = lines[index]
-        if line and not line[0].isspace():
+        line, indent = lines[index], indentation(lines[index])
+        if line and not indent:
             in_section = bool(SECTION.match(line))
-        entry = GROUPED_ENTRY.match(line) if in_section else None
-        if entry is None:
+        end = index + 1  # past the header
+        while lines[end - 1].rstrip().endswith(",") and end < len(lines) and indentation(lines[end]) == indent:
+            end += 1
+        entries = grouped_entry(" ".join(part.strip() for part in lines[index:end])) if in_section and indent else None
+        if entries is None:
             out.append(line)
             index += 1
             continue
-        indent, end = len(entry["indent"]), index + 1
-        while end < len(lines) and (not lines[end].strip() or len(lines[end]) - len(lines[end].lstrip()) > indent):
-            end += 1
-        while end > index + 1 and not lines[end - 1].strip():  # blank lines after the entry are not its text
-            end -= 1
-        for name in entry["names"].split(", "):
-            out += [f"{entry['indent']}{name}{entry['rest']}", *lines[index + 1 : end]]
-        index = end
+        body_end = end  # past the description: the lines indented deeper (and blank lines between them)
+        while body_end < len(lines) and (not lines[body_end].strip() or indentation(lines[body_end]) > indent):
+            body_end += 1
+        while body_end > end and not lines[body_end - 1].strip():
+            body_end -= 1
+        for entry in entries:
+            out += [" " * indent + entry, *lines[end:body_end]]
+        index = body_end
     return "\n".join(out)
 
 
