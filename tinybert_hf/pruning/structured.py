@@ -279,7 +279,7 @@ def prune(
         head_ratio, ffn_ratio (`float`, *optional*, defaults to 0.0):
             Shares to remove (see [`plan_for_ratios`]).
         importance (`str` or [`Importance`], *optional*, defaults to `"taylor"`):
-            `"taylor"` (needs `labels` in the batches and a task head; measured best here, see the README),
+            `"taylor"` (needs `labels` in the batches and a task head; measured best here, see docs/pruning.md),
             `"activation"` (no labels needed), `"magnitude"` (no data needed), or scores already computed.
         layer_selection (`str`, *optional*, defaults to `"uniform"`):
             How a shallower target picks its layers: `"uniform"` or `"importance"`.

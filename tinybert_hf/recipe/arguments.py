@@ -203,7 +203,7 @@ class PruningArguments:
     pruning_importance: Literal["taylor", "activation", "magnitude"] = field(
         default="taylor",
         metadata={
-            "help": "How pruning ranks structures: 'taylor' (the default, best measured: see the README), "
+            "help": "How pruning ranks structures: 'taylor' (the default, best measured: see docs/pruning.md), "
             "'activation' or 'magnitude'."
         },
     )

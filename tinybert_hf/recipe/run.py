@@ -102,24 +102,29 @@ def quantize_student(student_dir: Path, args: RecipeArguments) -> tuple[PreTrain
     return onnx_class(args.task).from_pretrained(int8_dir, threads=torch.get_num_threads()), int8_dir
 
 
-def run_recipe(args: RecipeArguments) -> dict:
-    r"""
-    Run every step and write `results.json`, `results.png` and the student directory under `args.output_dir`.
+@dataclasses.dataclass(frozen=True)
+class CheckedInputs:
+    """Everything a run reads, loaded and checked before anything is written: the arguments as resolved (Hub id,
+    `max_length` fitted to the teacher), the task data, label names and teacher tokenizer, the held-out sets and the
+    transfer text."""
 
-    Returns:
-        `dict`: the results (also in `results.json`).
-    """
-    from .report import measure_and_report  # matplotlib only when a report is made
+    args: RecipeArguments
+    data: DatasetDict
+    names: list[str]
+    tokenizer: object
+    eval_sets: dict
+    transfer: object | None
 
-    started = time.perf_counter()
-    if args.int8:  # fail now, not after the training
+
+def check_inputs(args: RecipeArguments) -> CheckedInputs:
+    """Check and load every input of a run (a refused run leaves no `run.json` behind to block the corrected
+    command); optional dependencies and the Hub token fail here too, not after the training."""
+    if args.int8:
         from ..onnx.export import require_onnx
 
         require_onnx()
-    if args.push_to_hub:  # fail now on a bad token or name, not after the training
+    if args.push_to_hub:  # a bad token or name fails now
         args = dataclasses.replace(args, hub_model_id=hub_repository(args))
-    # every input is checked before anything is written: a refused run leaves no run.json behind to block the
-    # corrected command
     source = teacher_source(args)
     source_config = AutoConfig.from_pretrained(source)
     check_teacher_architecture(source_config, source)
@@ -130,36 +135,37 @@ def run_recipe(args: RecipeArguments) -> dict:
     if args.teacher:
         check_teacher(source_config, source, names, args)
     positions = getattr(source_config, "max_position_embeddings", None)
-    eval_sets = load_eval_sets(names, tokenizer, args, positions)  # a bad file fails now, not after training
-    transfer = prepare_transfer_text(tokenizer, args)
+    eval_sets = load_eval_sets(names, tokenizer, args, positions)
+    return CheckedInputs(args, data, names, tokenizer, eval_sets, prepare_transfer_text(tokenizer, args))
+
+
+def run_recipe(args: RecipeArguments) -> dict:
+    r"""
+    Run every step and write `results.json`, `results.png` and the student directory under `args.output_dir`.
+
+    Returns:
+        `dict`: the results (also in `results.json`).
+    """
+    from .report import measure_and_report  # matplotlib only when a report is made
+
+    started = time.perf_counter()
+    inputs = check_inputs(args)
+    args, data, names, tokenizer, transfer = inputs.args, inputs.data, inputs.names, inputs.tokenizer, inputs.transfer
     output_dir = prepare_output_dir(args)
 
     teacher_dir = args.teacher or str(finetune_teacher(data, names, tokenizer, args))
     teacher = load_teacher(teacher_dir, names, args)
     tokenized = tokenize_splits(data, tokenizer, args.task, args.max_length)
-
-    train_text = data["train"]
-    augmentation = None
-    token_level = TASKS[args.task].token_level
-    if args.augment and not token_level and args.num_augmentations > 0 and args.augment_fraction > 0:
-        start = time.perf_counter()
-        train_text = augment_training_data(data["train"], tokenizer, teacher, args)
-        augmentation = {"rows": train_text.num_rows, "seconds": time.perf_counter() - start}
-    elif args.augment and token_level:
-        logger.warning("Augmentation is for text classification: word replacements would misalign NER tags.")
-    train = tokenize(train_text, tokenizer, args.task, args.max_length) if augmentation else tokenized["train"]
+    train, augmentation = training_rows(data, tokenized, tokenizer, teacher, args)
 
     start = time.perf_counter()
     student, student_init = build_student(teacher, names, args, calibration=train, tokenizer=tokenizer)
     student_init["seconds"] = time.perf_counter() - start
     initial_student = type(student)(student.config)
     initial_student.load_state_dict(student.state_dict())
-    recovery = None
+    teacher_layers = student_init.get("teacher_layers")
     if args.recovery_steps:
-        student = recover_on_transfer_text(
-            teacher, student, transfer, tokenizer, args, teacher_layers=student_init.get("teacher_layers")
-        )
-        recovery = finished_step(output_dir / "student_recovered")
+        student = recover_on_transfer_text(teacher, student, transfer, tokenizer, args, teacher_layers=teacher_layers)
     distilled, timings = distil(
         teacher,
         student,
@@ -168,11 +174,11 @@ def run_recipe(args: RecipeArguments) -> dict:
         tokenizer,
         names,
         args,
-        teacher_layers=student_init.get("teacher_layers"),
+        teacher_layers=teacher_layers,
         transfer=transfer_rows(transfer, args),
     )
-    if recovery:
-        timings["recovery_seconds"] = recovery["seconds"]
+    if args.recovery_steps:
+        timings["recovery_seconds"] = finished_step(output_dir / "student_recovered")["seconds"]
     models = {"teacher": (teacher, Path(teacher_dir)), "student (distilled)": (distilled, output_dir / "student")}
     if args.baseline:
         baseline = finetune_baseline(
@@ -190,64 +196,98 @@ def run_recipe(args: RecipeArguments) -> dict:
         "labels": names,
         "splits": {split: data[split].num_rows for split in data},
         "augmentation": augmentation,
-        "transfer": {
-            "text": args.transfer_text,
-            "rows": args.transfer_rows,
-            "in_intermediate": args.transfer_in_intermediate,
-            "recovery_steps": args.recovery_steps,
-        }
-        if transfer is not None
-        else None,
+        "transfer": _transfer_record(args) if transfer is not None else None,
         "heldout_sets": {
-            name: {"path": eval_set_name(spec)[1], "rows": eval_sets[name].num_rows}
-            for spec, name in zip(args.eval_files, eval_sets, strict=True)
+            name: {"path": eval_set_name(spec)[1], "rows": inputs.eval_sets[name].num_rows}
+            for spec, name in zip(args.eval_files, inputs.eval_sets, strict=True)
         },
         "student_init": student_init,
         "timings": timings,
-        "models": {},
+        "models": score_models(models, tokenized, inputs),
     }
-    for name, (model, directory) in models.items():
-        results["models"][name] = {
-            "dev": evaluate_model(model, tokenized["validation"], tokenizer, names, args),
-            "test": evaluate_model(model, tokenized["test"], tokenizer, names, args),
-            "heldout": {
-                set_name: evaluate_model(model, rows, tokenizer, names, args) for set_name, rows in eval_sets.items()
-            },
-            "directory": str(directory),
-            "shape": f"{model.config.num_hidden_layers}x{model.config.hidden_size}",
-        }
     if args.int8:  # the ONNX model holds the student's weights, not torch parameters
         results["models"]["student (int8 ONNX)"]["parameters"] = parameter_count(distilled)
         results["quantization"] = json.loads((int8_dir / "quantization.json").read_text())
     measure_and_report(results, {name: model for name, (model, _) in models.items()}, tokenizer, args)
     results["distillation"] = distillation_record(args, output_dir)
     results["wall_seconds"] = time.perf_counter() - started
+    write_results(results, output_dir, args)
+    if args.push_to_hub:
+        results["hub_commit"] = push_results(output_dir, args)
+        write_text(output_dir / "results.json", json.dumps(results, indent=2, default=str))
+    return results
+
+
+def training_rows(data: DatasetDict, tokenized: DatasetDict, tokenizer, teacher, args: RecipeArguments) -> tuple:
+    """The tokenized training rows, with TinyBERT's augmented variants when augmentation is on (text
+    classification only: word replacements would misalign NER tags), and a record of the augmentation (or `None`)."""
+    token_level = TASKS[args.task].token_level
+    if args.augment and token_level:
+        logger.warning("Augmentation is for text classification: word replacements would misalign NER tags.")
+    if not args.augment or token_level or args.num_augmentations <= 0 or args.augment_fraction <= 0:
+        return tokenized["train"], None
+    start = time.perf_counter()
+    train_text = augment_training_data(data["train"], tokenizer, teacher, args)
+    augmentation = {"rows": train_text.num_rows, "seconds": time.perf_counter() - start}
+    return tokenize(train_text, tokenizer, args.task, args.max_length), augmentation
+
+
+def score_models(models: dict, tokenized: DatasetDict, inputs: CheckedInputs) -> dict:
+    """Dev, test and held-out metrics, directory and shape of each model (`{name: (model, directory)}`)."""
+    args, names, tokenizer = inputs.args, inputs.names, inputs.tokenizer
+    scores = {}
+    for name, (model, directory) in models.items():
+        scores[name] = {
+            "dev": evaluate_model(model, tokenized["validation"], tokenizer, names, args),
+            "test": evaluate_model(model, tokenized["test"], tokenizer, names, args),
+            "heldout": {
+                set_name: evaluate_model(model, rows, tokenizer, names, args)
+                for set_name, rows in inputs.eval_sets.items()
+            },
+            "directory": str(directory),
+            "shape": f"{model.config.num_hidden_layers}x{model.config.hidden_size}",
+        }
+    return scores
+
+
+def write_results(results: dict, output_dir: Path, args: RecipeArguments) -> None:
+    """`results.json`, and the student directory's copy of it and its card: publishable as it is (a card the user
+    edited after an earlier run is kept: `tinybert-hf card` re-renders it on request)."""
     recorded = json.dumps(results, indent=2, default=str)
     write_text(output_dir / "results.json", recorded)
-    # the student directory carries what made it, and its card: publishable as it is (a card the user edited after
-    # an earlier run is kept: `tinybert-hf card` re-renders it on request)
     edited = card_was_edited(output_dir / "student")
     write_text(output_dir / "student" / RESULTS_NAME, recorded)
     if edited:
         logger.warning(f"Keeping the edited {output_dir / 'student' / 'README.md'}; `tinybert-hf card` re-renders it.")
     else:
         write_model_card(output_dir / "student", results, repo_id=args.hub_model_id)
-    if args.push_to_hub:
-        from ..errors import PushError
-        from ..hub.push import push_student
 
-        try:
-            # Trainer's checkpoint pushes (hub_strategy other than 'end') upload its pickled training_args.bin
-            stale = ("training_args.bin",) if trainer_hub_arguments(args) else ()
-            pushed = push_student(output_dir / "student", args.hub_model_id, delete_from_repo=stale)
-            results["hub_commit"] = pushed.commit_url
-        except PushError as error:
-            raise PushError(
-                f"{error}\nThe student is saved in {output_dir / 'student'}; push it again with "
-                f"`tinybert-hf push --model {output_dir / 'student'} --repo_id {args.hub_model_id}`."
-            ) from None
-        logger.info(f"Student pushed: {results['hub_commit']}")
-    return results
+
+def push_results(output_dir: Path, args: RecipeArguments) -> str:
+    """Push the finished student with its card; returns the commit URL. A failed push says how to retry it."""
+    from ..errors import PushError
+    from ..hub.push import push_student
+
+    try:
+        # Trainer's checkpoint pushes (hub_strategy other than 'end') upload its pickled training_args.bin
+        stale = ("training_args.bin",) if trainer_hub_arguments(args) else ()
+        pushed = push_student(output_dir / "student", args.hub_model_id, delete_from_repo=stale)
+    except PushError as error:
+        raise PushError(
+            f"{error}\nThe student is saved in {output_dir / 'student'}; push it again with "
+            f"`tinybert-hf push --model {output_dir / 'student'} --repo_id {args.hub_model_id}`."
+        ) from None
+    logger.info(f"Student pushed: {pushed.commit_url}")
+    return pushed.commit_url
+
+
+def _transfer_record(args: RecipeArguments) -> dict:
+    return {
+        "text": args.transfer_text,
+        "rows": args.transfer_rows,
+        "in_intermediate": args.transfer_in_intermediate,
+        "recovery_steps": args.recovery_steps,
+    }
 
 
 def distillation_record(args: RecipeArguments, output_dir: Path) -> dict:

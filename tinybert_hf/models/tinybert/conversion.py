@@ -1,7 +1,7 @@
 """Students that start from their teacher's weights: a subset of a same-width teacher's layers.
 
 A TinyBERT student trained from random weights on a small task loses several points that a student starting from
-the teacher's own layers keeps (see the README). This module copies embeddings, chosen encoder layers and the task
+the teacher's own layers keeps (see docs/pruning.md). This module copies embeddings, chosen encoder layers and the task
 head of a BERT-format teacher into a TinyBERT model of the same width.
 """
 
