@@ -1,12 +1,16 @@
-"""The recipe's student initializations, built on a tiny teacher (no training)."""
+"""The recipe's student initializations, built on a tiny teacher (no training), and a whole tiny run."""
+
+import json
+from dataclasses import asdict
 
 import pytest
 import torch
 from datasets import Dataset
-from transformers import BertForSequenceClassification
+from transformers import BertForSequenceClassification, BertModel
 
 from tinybert_hf import TinyBertForSequenceClassification
 from tinybert_hf.recipe.arguments import RecipeArguments
+from tinybert_hf.recipe.run import run_recipe
 from tinybert_hf.recipe.steps import build_student
 
 from .conftest import tiny_bert_config
@@ -57,3 +61,27 @@ def test_other_initializations(tmp_path, teacher):
         assert general.config.hidden_size == 24 and record["student_init"].startswith("general:")
     with pytest.raises(ValueError, match="no general-distilled student"):
         build_student(teacher, NAMES, arguments(tmp_path, student_init="pruned_teacher"))
+
+
+def test_run_recipe_changes_none_of_its_arguments(tmp_path, tiny_tokenizer):
+    """What the recipe resolves (a max_length beyond the teacher's 64 positions) goes into the copy results.json
+    records: the object the caller parsed is the same after the run, field for field."""
+    torch.manual_seed(0)
+    BertModel(tiny_bert_config()).save_pretrained(tmp_path / "backbone")
+    tiny_tokenizer.save_pretrained(tmp_path / "backbone")
+    rows = ["text,label"] + [
+        f"{'good film' if i % 2 else 'dull plot'} {i},{'pos' if i % 2 else 'neg'}" for i in range(24)
+    ]
+    for split in ("train", "dev", "test"):
+        (tmp_path / f"{split}.csv").write_text("\n".join(rows) + "\n")
+    args = arguments(
+        tmp_path / "run", teacher_backbone=str(tmp_path / "backbone"), student_init="layer-subset",
+        train_file=str(tmp_path / "train.csv"), validation_file=str(tmp_path / "dev.csv"),
+        test_file=str(tmp_path / "test.csv"), max_length=1000, teacher_epochs=1, intermediate_epochs=1,
+        prediction_epochs=1, augment=False, int8=False, batch_size=8, speed_batch_size=2, speed_seq_length=8,
+    )  # fmt: skip
+    before = asdict(args)
+    results = run_recipe(args)
+    assert asdict(args) == before
+    assert results["settings"]["max_length"] == 64 and args.max_length == 1000
+    assert json.loads((tmp_path / "run" / "results.json").read_text())["settings"]["max_length"] == 64
