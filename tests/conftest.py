@@ -83,8 +83,8 @@ def teacher_dir():
 @pytest.fixture(scope="session")
 def hub_servers(tmp_path_factory):
     """The upload server and olah on loopback, sharing one mirror tree (see tests/hub_servers.py)."""
-    from .hub_server import HubUploadServer
     from .hub_servers import TOKEN, HubServers, OlahFront, start_olah
+    from .hub_upload_server import HubUploadServer
 
     workdir = tmp_path_factory.mktemp("hub")
     mirrors = workdir / "mirrors"

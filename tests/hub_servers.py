@@ -27,7 +27,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 from .conftest import free_port
-from .hub_server import HubUploadServer
+from .hub_upload_server import HubUploadServer
 
 ROOT = Path(__file__).resolve().parent.parent
 INSTALL_OLAH = "python3 -m venv .olah && .olah/bin/pip install -c constraints-olah.txt olah"

@@ -1,6 +1,6 @@
-"""Push -> serve -> load on loopback: the real huggingface_hub client uploads to tests/hub_server.py, olah serves the
-committed repository, and fresh processes load it with the package, with `trust_remote_code` alone, and as a
-pipeline; failed uploads and token hygiene."""
+"""Push -> serve -> load on loopback: the real huggingface_hub client uploads to tests/hub_upload_server.py, olah
+serves the committed repository, and fresh processes load it with the package, with `trust_remote_code` alone, and
+as a pipeline; failed uploads and token hygiene."""
 
 from __future__ import annotations
 
