@@ -365,7 +365,7 @@ def test_bad_targets_are_clear_errors_and_leave_the_source_untouched(classifier)
 def test_a_pruned_config_does_not_load_unpruned_weights(classifier, tmp_path):
     classifier.save_pretrained(tmp_path / "full")
     pruned, _ = prune(classifier, [random_batch()], head_ratio=0.5, importance="activation", show_progress=False)
-    with pytest.raises(ValueError, match="does not fit this model's shapes"):
+    with pytest.raises(RuntimeError, match="does not fit this model's shapes"):
         TinyBertForSequenceClassification.from_pretrained(tmp_path / "full", config=pruned.config)
 
 
