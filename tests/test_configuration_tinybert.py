@@ -2,7 +2,7 @@ import json
 import re
 
 import pytest
-from transformers import AutoConfig, BertConfig, RobertaConfig
+from transformers import AutoConfig, BertConfig, DebertaV2Config, RobertaConfig
 
 from tinybert_hf import TinyBertConfig, TinyBertForSequenceClassification, TinyBertModel
 
@@ -120,3 +120,10 @@ def test_wrong_model_type_is_refused_by_config_and_models(tmp_path):
         TinyBertConfig.from_pretrained(tmp_path)
     with pytest.raises(ValueError, match="holds a `roberta` model"):
         TinyBertModel.from_pretrained(tmp_path)
+
+
+def test_a_teacher_without_token_types_gives_a_student_with_one():
+    """DeBERTa-v3 has `type_vocab_size=0` (no token-type table): the student reads every token as type 0."""
+    student = TinyBertConfig.from_teacher_config(DebertaV2Config(vocab_size=99, hidden_size=32, type_vocab_size=0))
+    assert student.type_vocab_size == 1
+    TinyBertModel(student)  # builds: the config describes a model

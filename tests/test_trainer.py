@@ -10,7 +10,7 @@ from transformers import BertForSequenceClassification, BertModel, TrainerCallba
 from tinybert_hf import TinyBertConfig, TinyBertForSequenceClassification
 from tinybert_hf.distillation.arguments import DistillationTrainingArguments
 from tinybert_hf.distillation.trainer import DistillationTrainer
-from tinybert_hf.errors import NonFiniteLossError
+from tinybert_hf.errors import BadInputError, NonFiniteLossError
 
 from .conftest import tiny_bert_config
 
@@ -268,6 +268,38 @@ def test_relation_loss_transfers_attention_across_head_counts(tmp_path):
     after = trainer.evaluate(eval_dataset=data)["eval_loss_attention"]
     assert after < 0.5 * before, (before, after)
     assert student.config._attn_implementation == "sdpa"  # recording switched back
+
+
+@pytest.mark.parametrize("family", ["mpnet", "deberta-v2"])
+def test_relation_loss_from_teachers_outside_the_attention_registry(tmp_path, family):
+    """MPNet and DeBERTa-v3 compute attention themselves: their queries, keys and values are read from their
+    projection layers, and a TinyBERT student learns their relations; their pre-softmax scores hold position terms
+    a student cannot match, so score losses are refused before any step, naming the loss that works."""
+    from .test_attention_capture import FAMILIES
+
+    torch.manual_seed(0)
+    config, model_class = FAMILIES[family]()
+    config.initializer_range = 0.2  # peaked attention, as in a trained teacher
+    teacher = model_class(config).eval()
+    shape = dict(num_hidden_layers=2, hidden_size=24, num_attention_heads=2, intermediate_size=37)
+    student_config = TinyBertConfig.from_teacher_config(
+        teacher.config, **shape, hidden_dropout_prob=0.0, attention_probs_dropout_prob=0.0
+    )
+    student = TinyBertForSequenceClassification(student_config)
+    data = dataset().remove_columns("labels")
+    weights = dict(attention_loss_weight=1.0, embedding_loss_weight=0.0, hidden_loss_weight=0.0,
+                   prediction_loss_weight=0.0)  # fmt: skip
+    with pytest.raises(BadInputError, match=r"adds terms outside q\.k.*attention_loss='relation'"):
+        DistillationTrainer(
+            model=student, teacher_model=teacher, args=arguments(tmp_path, **weights), train_dataset=data
+        )
+    args = arguments(tmp_path, attention_loss="relation", relation_heads=2, max_steps=80, logging_steps=20,
+                     learning_rate=1e-2, **weights)  # fmt: skip
+    trainer = DistillationTrainer(model=student, teacher_model=teacher, args=args, train_dataset=data)
+    before = trainer.evaluate(eval_dataset=data)["eval_loss_attention"]
+    trainer.train()
+    after = trainer.evaluate(eval_dataset=data)["eval_loss_attention"]
+    assert math.isfinite(before) and after < 0.7 * before, (before, after)
 
 
 def test_relation_heads_must_divide_both_widths(tmp_path):

@@ -9,8 +9,10 @@ the teacher's modeling code.
 
 Which teachers work: every transformers model whose self-attention goes through the registry
 (`_supports_attention_backend = True`: BERT, RoBERTa, XLM-RoBERTa, ELECTRA, DistilBERT, ALBERT, CamemBERT, ERNIE,
-ModernBERT, ... and the TinyBERT classes). MPNet and DeBERTa-v2 do not use the registry: a clear error says so,
-and such teachers can still be distilled with the hidden-state and prediction losses.
+ModernBERT, ... and the TinyBERT classes) gives scores and projections. MPNet and DeBERTa-v2/v3 bypass the registry:
+their queries, keys and values are read from forward hooks on their projection layers (`PROJECTION_LAYERS`), so
+they take the attention-relation loss (MiniLMv2); their scores add terms outside `q.k` (MPNet's relative position
+bias, DeBERTa's disentangled position terms), so score losses are refused for them with an error that says so.
 """
 
 from __future__ import annotations
@@ -86,9 +88,83 @@ AttentionInterface.register(RECORDING_ATTENTION, _recording_sdpa)
 AttentionMaskInterface.register(RECORDING_ATTENTION, sdpa_mask)  # the mask format SDPA expects
 
 
+# Self-attention modules that compute q, k and v with Linear layers of their own and never call the registry:
+# class name -> the attributes of the query, key and value projections (each `hidden -> heads * head_size`)
+PROJECTION_LAYERS = {
+    "MPNetSelfAttention": ("q", "k", "v"),
+    "DisentangledSelfAttention": ("query_proj", "key_proj", "value_proj"),  # DeBERTa-v2 and v3
+}
+
+
 def supports_attention_recording(model: PreTrainedModel) -> bool:
-    """Whether `model`'s self-attention runs through transformers' attention registry."""
+    """Whether `model`'s self-attention runs through transformers' attention registry (scores and projections)."""
     return bool(getattr(model, "_supports_attention_backend", False)) and model._can_set_attn_implementation()
+
+
+def supports_projection_recording(model: PreTrainedModel) -> bool:
+    """Whether `model`'s per-head queries, keys and values can be recorded (through the registry, or from its
+    projection layers): what the attention-relation loss needs."""
+    return supports_attention_recording(model) or bool(_projection_attention_modules(model))
+
+
+def attention_recording_error(model: PreTrainedModel, scores: bool) -> str | None:
+    """Why `model`'s attention cannot be recorded as asked (`scores`: pre-softmax scores; else projections), or
+    `None` when it can."""
+    if supports_attention_recording(model) or (not scores and supports_projection_recording(model)):
+        return None
+    name = type(model).__name__
+    if _projection_attention_modules(model):
+        return (
+            f"{name} adds terms outside q.k to its attention scores (MPNet's relative position bias, DeBERTa's "
+            "disentangled position attention), so its pre-softmax scores cannot be matched by a student's; use the "
+            "attention-relation loss (`attention_loss='relation'`, MiniLMv2), which reads its queries, keys and "
+            "values, or set the attention loss weight to 0."
+        )
+    return (
+        f"{name} does not run its attention through transformers' attention registry, and its queries, keys and "
+        "values are not in layers tinybert-hf knows, so its attention cannot be recorded; distil it with the "
+        "hidden-state and prediction losses only (set the attention loss weight to 0)."
+    )
+
+
+def _projection_attention_modules(model: torch.nn.Module) -> list[torch.nn.Module]:
+    """The self-attention modules of `model` listed in `PROJECTION_LAYERS`, in layer order."""
+    return [module for module in model.modules() if type(module).__name__ in PROJECTION_LAYERS]
+
+
+@contextmanager
+def _recording_projections(model: torch.nn.Module, record: AttentionRecord) -> Iterator[None]:
+    """Forward hooks on every attention module's q, k and v layers, appending their outputs per head. Only the first
+    call of each layer within a call of its attention module is the token projection: DeBERTa-v3 runs the same
+    layers again over its relative position embeddings (`share_att_key`)."""
+    handles = []
+
+    def mark_pending(module, args):  # a new call of the attention module: its next q, k and v calls are the tokens'
+        pending[module] = {"queries", "keys", "values"}
+
+    def hook_for(module: torch.nn.Module, kind: str, captured: list):
+        heads, head_size = module.num_attention_heads, module.attention_head_size
+
+        def hook(layer, inputs, output):  # output (batch, seq, heads * head_size) -> (batch, heads, seq, head_size)
+            if kind not in pending.get(module, ()):
+                return
+            pending[module].discard(kind)
+            batch, length, _ = output.shape
+            captured.append(output.view(batch, length, heads, head_size).transpose(1, 2))
+
+        return hook
+
+    pending: dict[torch.nn.Module, set[str]] = {}
+    targets = {"queries": record.queries, "keys": record.keys, "values": record.values}
+    for module in _projection_attention_modules(model):
+        handles.append(module.register_forward_pre_hook(mark_pending))
+        for (kind, captured), name in zip(targets.items(), PROJECTION_LAYERS[type(module).__name__], strict=True):
+            handles.append(getattr(module, name).register_forward_hook(hook_for(module, kind, captured)))
+    try:
+        yield
+    finally:
+        for handle in handles:
+            handle.remove()
 
 
 @contextmanager
@@ -103,7 +179,8 @@ def record_attention(
 
     Args:
         model ([`PreTrainedModel`]):
-            A transformers encoder whose attention uses the registry (see the module docstring).
+            A transformers encoder whose attention uses the registry, or (projections only) MPNet or DeBERTa-v2/v3
+            (see the module docstring).
         scores (`bool`, *optional*, defaults to `True`):
             Record `(batch, heads, seq, seq)` pre-softmax scores.
         projections (`bool`, *optional*, defaults to `False`):
@@ -124,14 +201,15 @@ def record_attention(
 
     ```
     """
-    if not supports_attention_recording(model):
-        raise ValueError(
-            f"{type(model).__name__} does not run its attention through transformers' attention registry, so its "
-            "pre-softmax scores cannot be recorded; distil it with the hidden-state and prediction losses only "
-            "(set the attention loss weight to 0)."
-        )
-    previous = model.config._attn_implementation
+    error = attention_recording_error(model, scores=scores)
+    if error:
+        raise ValueError(error)
     record = AttentionRecord(record_scores=scores, record_projections=projections)
+    if not supports_attention_recording(model):  # projections only, from the q, k, v layers
+        with _recording_projections(model, record):
+            yield record
+        return
+    previous = model.config._attn_implementation
     model.set_attn_implementation(RECORDING_ATTENTION)
     token = _ACTIVE_RECORD.set(record)
     try:

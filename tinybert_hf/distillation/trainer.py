@@ -28,7 +28,11 @@ from ..models.tinybert.modeling_tinybert import TinyBertPreTrainedModel
 from ..utils.atomic import is_complete_checkpoint, last_complete_checkpoint
 from ..utils.layers import prunable_linears
 from .arguments import DistillationTrainingArguments
-from .attention_capture import AttentionRecord, record_attention, supports_attention_recording
+from .attention_capture import (
+    AttentionRecord,
+    attention_recording_error,
+    record_attention,
+)
 from .layer_mapping import resolve_layer_mapping
 from .losses import (
     attention_kl,
@@ -156,11 +160,9 @@ class DistillationTrainer(Trainer):
                     "student states to the teacher's width."
                 )
             if weights["attention"]:
-                if not supports_attention_recording(teacher):
-                    raise BadInputError(
-                        f"The teacher ({type(teacher).__name__}) cannot expose pre-softmax attention scores; set "
-                        "`attention_loss_weight=0`."
-                    )
+                unsupported = attention_recording_error(teacher, scores=args.attention_loss != "relation")
+                if unsupported:
+                    raise BadInputError(f"The teacher cannot take the attention loss: {unsupported}")
                 if args.attention_loss == "relation":  # relations compare any head counts, over relation heads
                     self._check_relation_heads(student_config, teacher_config, mapping, args.relation_heads)
                 else:

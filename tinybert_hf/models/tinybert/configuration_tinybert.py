@@ -303,6 +303,8 @@ class TinyBertConfig(PreTrainedConfig):
         }
         if not isinstance(inherited.get("hidden_act"), str) or inherited["hidden_act"] not in ACT2FN:
             inherited.pop("hidden_act", None)
+        if not inherited.get("type_vocab_size"):  # a teacher without token types (DeBERTa-v3: 0): every id is type 0
+            inherited["type_vocab_size"] = 1
         teacher_width = teacher_config.hidden_size
         inherited["fit_size"] = teacher_width if teacher_width != hidden_size else None
         inherited.update(
