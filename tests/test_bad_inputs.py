@@ -368,9 +368,11 @@ def test_a_teacher_of_another_architecture_is_refused_before_any_work(tmp_path, 
     )  # fmt: skip
     assert result.returncode == 1 and "Traceback" not in result.stderr
     assert result.stderr.strip().splitlines()[-1] == (
-        f"tinybert-hf distill: The teacher {teacher} is a 'gpt2' model; the recipe distils BERT-architecture encoders "
-        "(model_type 'bert' or 'tinybert': BERT, MiniLM and TinyBERT checkpoints). Pass one as `--teacher` "
-        "(fine-tuned) or `--teacher_backbone` (to fine-tune)."
+        f"tinybert-hf distill: The teacher {teacher} is a 'gpt2' model, not an encoder the recipe distils "
+        "(model_type 'bert', 'tinybert', 'roberta', 'xlm-roberta', 'camembert', 'electra', 'distilbert', "
+        "'modernbert', 'mpnet', 'deberta-v2': BERT, MiniLM, TinyBERT, RoBERTa, XLM-R, ELECTRA, DistilBERT, "
+        "ModernBERT, MPNet and DeBERTa-v2/v3 checkpoints). Pass one as `--teacher` (fine-tuned) or "
+        "`--teacher_backbone` (to fine-tune)."
     )
     assert not (tmp_path / "out").exists()  # refused before the data, augmentation or any record
     missing = subprocess.run(

@@ -1,14 +1,16 @@
 """The recipe's student initializations, built on a tiny teacher (no training), and a whole tiny run."""
 
+import dataclasses
 import json
 from dataclasses import asdict
 
 import pytest
 import torch
 from datasets import Dataset
-from transformers import BertForSequenceClassification, BertModel
+from transformers import BertForSequenceClassification, BertModel, MPNetConfig, MPNetModel
 
 from tinybert_hf import TinyBertForSequenceClassification
+from tinybert_hf.errors import BadInputError
 from tinybert_hf.recipe.arguments import RecipeArguments
 from tinybert_hf.recipe.run import run_recipe
 from tinybert_hf.recipe.steps import build_student
@@ -63,25 +65,55 @@ def test_other_initializations(tmp_path, teacher):
         build_student(teacher, NAMES, arguments(tmp_path, student_init="pruned_teacher"))
 
 
-def test_run_recipe_changes_none_of_its_arguments(tmp_path, tiny_tokenizer):
-    """What the recipe resolves (a max_length beyond the teacher's 64 positions) goes into the copy results.json
-    records: the object the caller parsed is the same after the run, field for field."""
-    torch.manual_seed(0)
-    BertModel(tiny_bert_config()).save_pretrained(tmp_path / "backbone")
+def tiny_run(tmp_path, tiny_tokenizer, backbone, **values) -> RecipeArguments:
+    """Arguments of a whole recipe run on 24 tiny rows from the saved `backbone` (a task-less encoder)."""
+    backbone.save_pretrained(tmp_path / "backbone")
     tiny_tokenizer.save_pretrained(tmp_path / "backbone")
     rows = ["text,label"] + [
         f"{'good film' if i % 2 else 'dull plot'} {i},{'pos' if i % 2 else 'neg'}" for i in range(24)
     ]
     for split in ("train", "dev", "test"):
         (tmp_path / f"{split}.csv").write_text("\n".join(rows) + "\n")
-    args = arguments(
-        tmp_path / "run", teacher_backbone=str(tmp_path / "backbone"), student_init="layer-subset",
-        train_file=str(tmp_path / "train.csv"), validation_file=str(tmp_path / "dev.csv"),
-        test_file=str(tmp_path / "test.csv"), max_length=1000, teacher_epochs=1, intermediate_epochs=1,
-        prediction_epochs=1, augment=False, int8=False, batch_size=8, speed_batch_size=2, speed_seq_length=8,
+    options = dict(
+        teacher_backbone=str(tmp_path / "backbone"), train_file=str(tmp_path / "train.csv"),
+        validation_file=str(tmp_path / "dev.csv"), test_file=str(tmp_path / "test.csv"), teacher_epochs=1,
+        intermediate_epochs=1, prediction_epochs=1, augment=False, int8=False, batch_size=8, speed_batch_size=2,
+        speed_seq_length=8,
     )  # fmt: skip
+    return arguments(tmp_path / "run", **{**options, **values})
+
+
+def test_run_recipe_changes_none_of_its_arguments(tmp_path, tiny_tokenizer):
+    """What the recipe resolves (a max_length beyond the teacher's 64 positions) goes into the copy results.json
+    records: the object the caller parsed is the same after the run, field for field."""
+    torch.manual_seed(0)
+    args = tiny_run(tmp_path, tiny_tokenizer, BertModel(tiny_bert_config()), student_init="layer-subset",
+                    max_length=1000)  # fmt: skip
     before = asdict(args)
     results = run_recipe(args)
     assert asdict(args) == before
     assert results["settings"]["max_length"] == 64 and args.max_length == 1000
     assert json.loads((tmp_path / "run" / "results.json").read_text())["settings"]["max_length"] == 64
+    intermediate = results["distillation"]["stages"][0]
+    assert intermediate["attention_loss"] == "mse"  # 'auto': the teacher's scores, heads that pair (4 and 4)
+
+
+def test_an_mpnet_teacher_teaches_a_random_tinybert_student_through_attention_relations(tmp_path, tiny_tokenizer):
+    """The recipe takes an encoder outside BERT's layout for a TinyBERT student: 'auto' picks the relation loss
+    (MPNet's scores hold its relative position bias), and the teacher never sees the token types it has no table
+    for. Cutting the student from such a teacher is refused before any work, naming the init that works."""
+    torch.manual_seed(0)
+    backbone = MPNetModel(MPNetConfig(vocab_size=99, hidden_size=32, num_hidden_layers=2, num_attention_heads=4,
+                                      intermediate_size=37))  # fmt: skip
+    args = tiny_run(tmp_path, tiny_tokenizer, backbone, student_init="random")
+    with pytest.raises(
+        BadInputError, match="`--student_init pruned-teacher` builds the student.*--student_init random"
+    ):
+        run_recipe(dataclasses.replace(args, student_init="pruned-teacher"))
+    assert not (tmp_path / "run").exists()  # refused before anything was written
+    results = run_recipe(args)
+    stages = results["distillation"]["stages"]
+    assert stages[0]["attention_loss"] == "relation"
+    student = results["models"]["student (distilled)"]
+    assert 0.0 <= student["test"]["accuracy"] <= 1.0 and student["shape"] == "2x24"
+    assert json.loads((tmp_path / "run" / "student" / "config.json").read_text())["model_type"] == "tinybert"

@@ -11,6 +11,7 @@ it and a different teacher never does.
 from __future__ import annotations
 
 import hashlib
+import inspect
 from collections.abc import Callable
 from pathlib import Path
 
@@ -124,7 +125,7 @@ def add_teacher_logits(
         # Forward passes over rows of similar length (sorted within this map batch): a random batch pads every row
         # to its longest, which on short-text tasks doubles the teacher's work.
         order = sorted(range(len(batch["input_ids"])), key=lambda index: len(batch["input_ids"][index]))
-        present = [column for column in _MODEL_INPUT_COLUMNS if column in batch]
+        present = list(teacher_inputs(teacher_model, {c: None for c in _MODEL_INPUT_COLUMNS if c in batch}))
         results: list = [None] * len(order)
         for start in range(0, len(order), batch_size):
             chosen = order[start : start + batch_size]
@@ -191,3 +192,12 @@ class TeacherLogitsCollator:
                 padded[index, : len(row)] = row
         batch[TEACHER_LOGITS_COLUMN] = padded
         return batch
+
+
+def teacher_inputs(teacher: torch.nn.Module, inputs: dict) -> dict:
+    """The model inputs `teacher.forward` accepts: a TinyBERT student reads `token_type_ids`, which encoders without
+    token types (MPNet, DistilBERT, ...) refuse."""
+    accepted = inspect.signature(teacher.forward).parameters
+    if any(parameter.kind is inspect.Parameter.VAR_KEYWORD for parameter in accepted.values()):
+        return inputs
+    return {name: value for name, value in inputs.items() if name in accepted}

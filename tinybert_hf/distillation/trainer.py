@@ -43,7 +43,7 @@ from .losses import (
     logits_mse,
     soft_cross_entropy,
 )
-from .teacher_cache import TEACHER_LOGITS_COLUMN, TeacherLogitsCollator
+from .teacher_cache import TEACHER_LOGITS_COLUMN, TeacherLogitsCollator, teacher_inputs
 from .teacher_placement import prepare_teacher
 
 logger = logging.get_logger(__name__)
@@ -453,6 +453,8 @@ class DistillationTrainer(Trainer):
         self, model_inputs: dict, hidden_states: bool, scores: bool, projections: bool
     ) -> tuple[object, AttentionRecord | None]:
         self.teacher_model.eval()
+        # what the teacher's forward takes (MPNet, DistilBERT and RoBERTa-family teachers take no token types)
+        model_inputs = teacher_inputs(self.accelerator.unwrap_model(self.teacher_model), model_inputs)
         if not (scores or projections):
             return self.teacher_model(**model_inputs, output_hidden_states=hidden_states), None
         # the recording switches the attention implementation of the model itself, not of a wrapper around it

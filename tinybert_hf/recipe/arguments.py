@@ -302,6 +302,15 @@ class DistillationArguments:
     batch_size: int = field(default=32, metadata={"help": "Training batch size of every step."})
     learning_rate: float = field(default=1e-4, metadata={"help": "Student learning rate (both stages)."})
     temperature: float = field(default=1.0, metadata={"help": "Prediction-stage temperature."})
+    attention_loss: Literal["auto", "mse", "kl", "relation"] = field(
+        default="auto",
+        metadata={
+            "help": "The attention loss of the intermediate-layer steps: 'mse' (TinyBERT's, on pre-softmax scores), "
+            "'kl', or 'relation' (MiniLMv2's query/key/value relations: any head counts, and teachers such as MPNet "
+            "and DeBERTa, whose scores hold position terms); 'auto': 'mse' where the teacher's scores can be "
+            "recorded and its heads pair with the student's, else 'relation'."
+        },
+    )
     prediction_loss: Literal["soft_ce", "kl", "mse"] = field(
         default="soft_ce",
         metadata={

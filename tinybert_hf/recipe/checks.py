@@ -17,7 +17,15 @@ logger = logging.get_logger(__name__)
 
 
 # the teachers the recipe's students are cut from or copy layers of: BERT's parameter layout
+# the teachers a student is cut from, or copies layers of (`--student_init pruned-teacher` / `layer-subset`):
+# BERT's parameter layout
 RECIPE_TEACHER_TYPES = ("bert", "tinybert")
+# the encoder families a TinyBERT student (random or general-distilled) learns from, each with every loss it allows
+ENCODER_TEACHER_TYPES = (
+    *RECIPE_TEACHER_TYPES, "roberta", "xlm-roberta", "camembert", "electra", "distilbert", "modernbert", "mpnet",
+    "deberta-v2",
+)  # fmt: skip
+CUT_FROM_TEACHER = ("pruned-teacher", "layer-subset")
 
 
 def teacher_source(args: RecipeArguments) -> str:
@@ -44,22 +52,31 @@ def check_model_reference(reference: str | None, option: str) -> None:
         )
 
 
-def check_teacher_architecture(config, path: str | Path) -> None:
-    """Refuse, before any work, a teacher (or backbone) of an architecture the recipe cannot distil: its students
-    are cut from, or copy layers of, a BERT-layout encoder (`DistillationTrainer` in a script takes more)."""
+def check_teacher_architecture(config, path: str | Path, student_init: str) -> None:
+    """Refuse, before any work, a teacher (or backbone) the recipe cannot distil into the chosen student: any encoder
+    of `ENCODER_TEACHER_TYPES` teaches a TinyBERT student (random or general-distilled), while a student cut from
+    the teacher, or copying its layers, needs BERT's layout (`DistillationTrainer` in a script takes more)."""
     model_type = getattr(config, "model_type", None)
-    if model_type not in RECIPE_TEACHER_TYPES:
+    if model_type not in ENCODER_TEACHER_TYPES:
         raise BadInputError(
-            f"The teacher {path} is a {model_type!r} model; the recipe distils BERT-architecture encoders "
-            f"(model_type {' or '.join(map(repr, RECIPE_TEACHER_TYPES))}: BERT, MiniLM and TinyBERT checkpoints). "
-            "Pass one as `--teacher` (fine-tuned) or `--teacher_backbone` (to fine-tune)."
+            f"The teacher {path} is a {model_type!r} model, not an encoder the recipe distils (model_type "
+            f"{', '.join(map(repr, ENCODER_TEACHER_TYPES))}: BERT, MiniLM, TinyBERT, RoBERTa, XLM-R, ELECTRA, "
+            "DistilBERT, ModernBERT, MPNet and DeBERTa-v2/v3 checkpoints). Pass one as `--teacher` (fine-tuned) or "
+            "`--teacher_backbone` (to fine-tune)."
+        )
+    if student_init in CUT_FROM_TEACHER and model_type not in RECIPE_TEACHER_TYPES:
+        raise BadInputError(
+            f"The teacher {path} is a {model_type!r} model, and `--student_init {student_init}` builds the student "
+            f"from a BERT-layout teacher's own weights (model_type {' or '.join(map(repr, RECIPE_TEACHER_TYPES))}). "
+            "Use `--student_init random` (a TinyBERT student reading this teacher's tokenizer) or a general-distilled "
+            "student (`general:<path>`)."
         )
 
 
 def check_teacher(config, path: str | Path, names: list[str], args: RecipeArguments) -> None:
     """Refuse a fine-tuned teacher without the task's head (stage 2 learns its predictions) or with another number
     of labels than the data has; warn when its labels are named differently."""
-    check_teacher_architecture(config, path)
+    check_teacher_architecture(config, path, args.student_init)
     head = TASKS[args.task].head
     architectures = getattr(config, "architectures", None) or []
     if not any(name.endswith(head) for name in architectures):

@@ -127,7 +127,7 @@ def check_inputs(args: RecipeArguments) -> CheckedInputs:
         args = dataclasses.replace(args, hub_model_id=hub_repository(args))
     source = teacher_source(args)
     source_config = AutoConfig.from_pretrained(source)
-    check_teacher_architecture(source_config, source)
+    check_teacher_architecture(source_config, source, args.student_init)
     general_student_path(args)
     args = fitted_to_teacher(args, source_config)
     set_seed(args.seed)

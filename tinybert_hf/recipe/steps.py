@@ -31,7 +31,8 @@ from ..data.tasks import TASKS
 from ..data.tokenization import data_collator, sort_by_length, tokenize
 from ..data.transfer_text import load_transfer_text, mix_transfer_rows
 from ..distillation.arguments import DistillationTrainingArguments
-from ..distillation.layer_mapping import layer_mapping_option
+from ..distillation.attention_capture import attention_recording_error
+from ..distillation.layer_mapping import layer_mapping_option, resolve_layer_mapping
 from ..distillation.teacher_cache import add_teacher_logits
 from ..distillation.trainer import DistillationTrainer, check_same_vocabulary
 from ..errors import BadInputError
@@ -99,6 +100,24 @@ def _distillation_arguments(output_dir: Path, args: RecipeArguments, epochs: flo
     )
 
 
+def layer_objective(args: RecipeArguments, teacher: PreTrainedModel, student: PreTrainedModel, teacher_layers) -> dict:
+    """The layer mapping and attention loss of a distillation step. `--attention_loss auto` is TinyBERT's `mse` on
+    pre-softmax scores where the teacher's scores can be recorded and every student layer has the head count of the
+    teacher layer it learns from, else MiniLMv2's `relation`, which pairs any head counts and serves teachers whose
+    scores hold position terms (MPNet, DeBERTa)."""
+    mapping = layer_mapping_option(teacher_layers)
+    attention_loss = args.attention_loss
+    if attention_loss == "auto":
+        layers = resolve_layer_mapping(mapping, teacher.config.num_hidden_layers, student.config.num_hidden_layers)
+        heads_of = getattr(
+            student.config, "num_attention_heads_of_layer", lambda _: student.config.num_attention_heads
+        )
+        paired = all(heads_of(layer) == teacher.config.num_attention_heads for layer in range(len(layers)))
+        recordable = attention_recording_error(teacher, scores=True) is None
+        attention_loss = "mse" if paired and recordable else "relation"
+    return {"layer_mapping": mapping, "attention_loss": attention_loss}
+
+
 def trainer_hub_arguments(args: RecipeArguments) -> dict:
     """Trainer's Hub arguments for stage 2 when its epochs are pushed as they are saved (`hub_strategy` not 'end')."""
     if not args.push_to_hub or args.hub_strategy == "end":
@@ -143,7 +162,7 @@ def recover_on_transfer_text(
                 args,
                 1.0,
                 stage="intermediate",
-                layer_mapping=layer_mapping_option(teacher_layers),
+                **layer_objective(args, teacher, student, teacher_layers),
                 max_steps=args.recovery_steps,
                 eval_strategy="no",
                 load_best_model_at_end=False,
@@ -344,7 +363,7 @@ def distil(
                     args,
                     args.intermediate_epochs,
                     stage="intermediate",
-                    layer_mapping=layer_mapping_option(teacher_layers),
+                    **layer_objective(args, teacher, student, teacher_layers),
                     eval_strategy="no",
                     load_best_model_at_end=False,
                 ),
@@ -426,7 +445,7 @@ def distil_prediction_layer(
                 epochs,
                 # every part with weight 1 (embedding, attention, hidden, prediction), or the prediction loss alone
                 stage=None if anchored else "prediction",
-                layer_mapping=layer_mapping_option(teacher_layers),
+                **layer_objective(args, teacher, student, teacher_layers),
                 temperature=args.temperature,
                 prediction_loss=args.prediction_loss,
                 **(hub_arguments or {}),
