@@ -26,7 +26,7 @@ from tinybert_hf import TinyBertModel
 from tinybert_hf.distillation.attention_capture import record_attention
 from tinybert_hf.distillation.losses import attention_score_mse
 
-from .conftest import random_batch, tiny_bert_config, tiny_config
+from .conftest import TINY_SHAPE, random_batch, tiny_bert_config, tiny_config
 
 
 def bert_teacher() -> BertModel:
@@ -118,8 +118,10 @@ def test_scores_of_a_teacher_outside_the_registry_are_a_clear_error():
         pass
 
 
-SHAPE = dict(vocab_size=99, hidden_size=32, num_hidden_layers=2, num_attention_heads=4, intermediate_size=37)
-# every common encoder family, tiny, built in code: (config, base model class, the q/k/v layers of layer i)
+SHAPE = {**TINY_SHAPE, "num_hidden_layers": 2}
+# ModernBERT's special tokens default to ids of its 50k vocabulary
+MODERNBERT_TOKENS = dict(pad_token_id=0, bos_token_id=2, eos_token_id=3, cls_token_id=2, sep_token_id=3)
+# every common encoder family, tiny, built in code: name -> () -> (config, base model class)
 FAMILIES = {
     "bert": lambda: (BertConfig(**SHAPE), BertModel),
     "roberta": lambda: (RobertaConfig(**SHAPE), RobertaModel),
@@ -130,17 +132,9 @@ FAMILIES = {
         DistilBertModel,
     ),
     "modernbert": lambda: (
-        ModernBertConfig(
-            **SHAPE,
-            global_attn_every_n_layers=1,
-            pad_token_id=0,
-            bos_token_id=2,
-            eos_token_id=3,
-            cls_token_id=2,
-            sep_token_id=3,
-        ),
+        ModernBertConfig(**SHAPE, global_attn_every_n_layers=1, **MODERNBERT_TOKENS),
         ModernBertModel,
-    ),  # fmt: skip
+    ),
     "mpnet": lambda: (MPNetConfig(**SHAPE), MPNetModel),
     # DeBERTa-v3's layout: relative attention over shared position keys, both disentangled terms
     "deberta-v2": lambda: (
