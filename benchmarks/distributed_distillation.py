@@ -35,7 +35,7 @@ def worker(options: argparse.Namespace) -> None:
     from tinybert_hf.evaluation.metrics import compute_metrics_for
     from tinybert_hf.recipe.arguments import RecipeArguments
     from tinybert_hf.recipe.run import prepare_data
-    from tinybert_hf.recipe.steps import _distillation_arguments
+    from tinybert_hf.recipe.steps import distillation_training_arguments
 
     torch.set_num_threads(int(os.environ.get("OMP_NUM_THREADS", "1")))
     state = PartialState()
@@ -53,7 +53,7 @@ def worker(options: argparse.Namespace) -> None:
     stage_one = DistillationTrainer(
         model=student,
         teacher_model=teacher,
-        args=_distillation_arguments(
+        args=distillation_training_arguments(
             output / "student_intermediate",
             args,
             options.intermediate_epochs,
@@ -73,7 +73,7 @@ def worker(options: argparse.Namespace) -> None:
     stage_two = DistillationTrainer(
         model=stage_one.model,
         teacher_model=teacher,
-        args=_distillation_arguments(
+        args=distillation_training_arguments(
             output / "student", args, options.prediction_epochs, stage="prediction", logging_first_step=True
         ),
         train_dataset=train,

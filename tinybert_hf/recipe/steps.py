@@ -86,7 +86,7 @@ def _training_arguments(cls, output_dir: Path, args: RecipeArguments, epochs: fl
     )
 
 
-def _distillation_arguments(output_dir: Path, args: RecipeArguments, epochs: float, **extra):
+def distillation_training_arguments(output_dir: Path, args: RecipeArguments, epochs: float, **extra):
     """Training arguments of a distillation stage: the recipe's, plus its weight penalties."""
     return _training_arguments(
         DistillationTrainingArguments,
@@ -157,7 +157,7 @@ def recover_on_transfer_text(
         return DistillationTrainer(
             model=student,
             teacher_model=teacher,
-            args=_distillation_arguments(
+            args=distillation_training_arguments(
                 directory,
                 args,
                 1.0,
@@ -358,7 +358,7 @@ def distil(
             lambda: DistillationTrainer(
                 model=student,
                 teacher_model=teacher,
-                args=_distillation_arguments(
+                args=distillation_training_arguments(
                     stage_one,
                     args,
                     args.intermediate_epochs,
@@ -439,7 +439,7 @@ def distil_prediction_layer(
         return DistillationTrainer(
             model=student,
             teacher_model=teacher,
-            args=_distillation_arguments(
+            args=distillation_training_arguments(
                 directory,
                 args,
                 epochs,
