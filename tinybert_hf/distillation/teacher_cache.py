@@ -104,6 +104,8 @@ def add_teacher_logits(
     pad_id = getattr(teacher_model.config, "pad_token_id", None) or 0
     was_training = teacher_model.training
     teacher_model.eval()
+    names = forward_input_names(teacher_model)
+    accepted = _MODEL_INPUT_COLUMNS if names is None else names
 
     @torch.no_grad()
     def forward(rows: dict) -> list:
@@ -125,7 +127,7 @@ def add_teacher_logits(
         # Forward passes over rows of similar length (sorted within this map batch): a random batch pads every row
         # to its longest, which on short-text tasks doubles the teacher's work.
         order = sorted(range(len(batch["input_ids"])), key=lambda index: len(batch["input_ids"][index]))
-        present = list(teacher_inputs(teacher_model, {c: None for c in _MODEL_INPUT_COLUMNS if c in batch}))
+        present = [column for column in _MODEL_INPUT_COLUMNS if column in batch and column in accepted]
         results: list = [None] * len(order)
         for start in range(0, len(order), batch_size):
             chosen = order[start : start + batch_size]
@@ -194,10 +196,15 @@ class TeacherLogitsCollator:
         return batch
 
 
-def teacher_inputs(teacher: torch.nn.Module, inputs: dict) -> dict:
-    """The model inputs `teacher.forward` accepts: a TinyBERT student reads `token_type_ids`, which encoders without
-    token types (MPNet, DistilBERT, ...) refuse."""
-    accepted = inspect.signature(teacher.forward).parameters
-    if any(parameter.kind is inspect.Parameter.VAR_KEYWORD for parameter in accepted.values()):
-        return inputs
-    return {name: value for name, value in inputs.items() if name in accepted}
+def forward_input_names(model: torch.nn.Module) -> frozenset[str] | None:
+    """The keyword inputs `model.forward` takes, or `None` when it takes any (`**kwargs`). Read once per model: a
+    TinyBERT student reads `token_type_ids`, which encoders without token types (MPNet, DistilBERT, ...) refuse."""
+    parameters = inspect.signature(model.forward).parameters
+    if any(parameter.kind is inspect.Parameter.VAR_KEYWORD for parameter in parameters.values()):
+        return None
+    return frozenset(parameters)
+
+
+def accepted_inputs(inputs: dict, names: frozenset[str] | None) -> dict:
+    """The entries of `inputs` a forward taking `names` ([`forward_input_names`]) accepts."""
+    return inputs if names is None else {name: value for name, value in inputs.items() if name in names}

@@ -43,7 +43,7 @@ from .losses import (
     logits_mse,
     soft_cross_entropy,
 )
-from .teacher_cache import TEACHER_LOGITS_COLUMN, TeacherLogitsCollator, teacher_inputs
+from .teacher_cache import TEACHER_LOGITS_COLUMN, TeacherLogitsCollator, accepted_inputs, forward_input_names
 from .teacher_placement import prepare_teacher
 
 logger = logging.get_logger(__name__)
@@ -107,6 +107,8 @@ class DistillationTrainer(Trainer):
             raise ValueError("`args` must be a `DistillationTrainingArguments`, which carries the loss weights.")
         self.loss_weights = args.loss_weights()
         self.layer_mapping = self._check_compatibility(model, teacher_model, args)
+        # what the teacher's forward takes (MPNet, DistilBERT and RoBERTa-family teachers take no token types)
+        self._teacher_input_names = forward_input_names(teacher_model)
         if teacher_processing_class is not None and kwargs.get("processing_class") is not None:
             check_same_vocabulary(teacher_processing_class, kwargs["processing_class"])
         super().__init__(model=model, args=args, **kwargs)
@@ -453,8 +455,7 @@ class DistillationTrainer(Trainer):
         self, model_inputs: dict, hidden_states: bool, scores: bool, projections: bool
     ) -> tuple[object, AttentionRecord | None]:
         self.teacher_model.eval()
-        # what the teacher's forward takes (MPNet, DistilBERT and RoBERTa-family teachers take no token types)
-        model_inputs = teacher_inputs(self.accelerator.unwrap_model(self.teacher_model), model_inputs)
+        model_inputs = accepted_inputs(model_inputs, self._teacher_input_names)
         if not (scores or projections):
             return self.teacher_model(**model_inputs, output_hidden_states=hidden_states), None
         # the recording switches the attention implementation of the model itself, not of a wrapper around it
