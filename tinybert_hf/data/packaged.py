@@ -60,10 +60,7 @@ def packaged_rotten_tomatoes_path() -> Path:
     Raises:
         `FileNotFoundError`: with the install command when the package is missing.
     """
-    path = _packaged(_RT_MODULE, PACKAGED_RT_DISTRIBUTION, "data/rotten_tomatoes_corpus_full.csv.bz2")
-    if not path.is_file():
-        raise FileNotFoundError(f"{path} is missing; reinstall `{PACKAGED_RT_DISTRIBUTION}` with --no-deps.")
-    return path
+    return _packaged_file(_RT_MODULE, PACKAGED_RT_DISTRIBUTION, "data/rotten_tomatoes_corpus_full.csv.bz2")
 
 
 def packaged_ner_tweets_path() -> Path:
@@ -73,10 +70,7 @@ def packaged_ner_tweets_path() -> Path:
     Raises:
         `FileNotFoundError`: with the install command when the package is missing.
     """
-    path = _packaged(_NER_MODULE, PACKAGED_NER_DISTRIBUTION, "data/ner.txt")
-    if not path.is_file():
-        raise FileNotFoundError(f"{path} is missing; reinstall `{PACKAGED_NER_DISTRIBUTION}` with --no-deps.")
-    return path
+    return _packaged_file(_NER_MODULE, PACKAGED_NER_DISTRIBUTION, "data/ner.txt")
 
 
 def packaged_general_text_paths() -> dict[str, Path]:
@@ -87,16 +81,10 @@ def packaged_general_text_paths() -> dict[str, Path]:
     Raises:
         `FileNotFoundError`: with the install command when the package is missing.
     """
-    paths = {
-        name: _packaged(_GENERAL_TEXT_MODULE, PACKAGED_GENERAL_TEXT_DISTRIBUTION, relative)
+    return {
+        name: _packaged_file(_GENERAL_TEXT_MODULE, PACKAGED_GENERAL_TEXT_DISTRIBUTION, relative)
         for name, relative in _GENERAL_TEXT_FILES.items()
     }
-    for path in paths.values():
-        if not path.is_file():
-            raise FileNotFoundError(
-                f"{path} is missing; reinstall `{PACKAGED_GENERAL_TEXT_DISTRIBUTION}` with --no-deps."
-            )
-    return paths
 
 
 def _packaged(module: str, distribution: str, relative: str) -> Path:
@@ -109,3 +97,11 @@ def _packaged(module: str, distribution: str, relative: str) -> Path:
             "Hub id or a local file instead of the embedded default)."
         )
     return Path(next(iter(spec.submodule_search_locations))) / relative
+
+
+def _packaged_file(module: str, distribution: str, relative: str) -> Path:
+    """The data file `relative` of the installed package `module`, refused with the install command when missing."""
+    path = _packaged(module, distribution, relative)
+    if not path.is_file():
+        raise FileNotFoundError(f"{path} is missing; reinstall `{distribution}` with --no-deps.")
+    return path
