@@ -348,14 +348,14 @@ def distil(
     record = {}
     stage_one = output_dir / "student_intermediate"
     if args.intermediate_epochs > 0:
-        stage_one_rows = (
-            mix_transfer_rows(train, transfer, token_level=TASKS[args.task].token_level)
-            if transfer is not None and args.transfer_in_intermediate
-            else train
-        )
-        done = run_training_step(
-            stage_one,
-            lambda: DistillationTrainer(
+
+        def build_trainer() -> DistillationTrainer:  # the rows are mixed only when the step runs
+            rows = (
+                mix_transfer_rows(train, transfer, token_level=TASKS[args.task].token_level)
+                if transfer is not None and args.transfer_in_intermediate
+                else train
+            )
+            return DistillationTrainer(
                 model=student,
                 teacher_model=teacher,
                 args=distillation_training_arguments(
@@ -367,12 +367,12 @@ def distil(
                     eval_strategy="no",
                     load_best_model_at_end=False,
                 ),
-                train_dataset=stage_one_rows,
+                train_dataset=rows,
                 data_collator=data_collator(tokenizer, args.task),
                 processing_class=tokenizer,
-            ),
-            finish=_objective_record,
-        )
+            )
+
+        done = run_training_step(stage_one, build_trainer, finish=_objective_record)
         student = load_pretrained(type(student), stage_one)
         record["intermediate_seconds"] = done["seconds"]
 
