@@ -65,7 +65,12 @@ def test_quantized_student_is_small_close_and_served_by_a_pipeline(tmp_path, tin
     assert (int8_dir / "model.onnx").stat().st_size < 0.4 * fp32_bytes
     graph = onnx.load(str(int8_dir / "model.onnx"))
     operators = {node.op_type for node in graph.graph.node}
-    assert "MatMulInteger" in operators and "DynamicQuantizeLinear" in operators
+    # the default: TorchScript export, attention fused (its core kept fused), per-row int8 products and tables
+    assert {"MatMulIntegerToFloat", "MultiHeadAttention", "BiasGelu", "SkipLayerNormalization"} <= operators
+    assert "DynamicQuantizeLinear" not in operators and "Attention" not in operators  # no per-tensor scales
+    assert record["quantized_operators"] == {"MatMul": 6, "Attention": 2, "Gather": 3}  # 2 layers, 3 tables
+    assert record["settings"]["weight_type"] == ("uint8" if record["cpu"]["u8s8_saturates"] else "int8")
+    assert {"model", "flags", "vnni", "u8s8_saturates"} <= set(record["cpu"])  # what it was checked on
 
     served = OnnxModelForSequenceClassification.from_pretrained(int8_dir)
     for batch in batches_to_check(99, ((1, 9), (4, 21))):

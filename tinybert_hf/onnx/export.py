@@ -1,7 +1,10 @@
 """ONNX export of TinyBERT students (uniform or pruned shapes) with dynamic batch and sequence axes.
 
-Uses torch's own exporter (`torch.onnx.export(..., dynamo=True)`, which needs `onnx` and `onnxscript`); the graph
-is checked against PyTorch with ONNX Runtime on inputs of several batch sizes and lengths before it is kept.
+Uses torch's own exporter: `torch.onnx.export(..., dynamo=True)` (torch.export, which needs `onnx` and
+`onnxscript`; the default of `export_onnx`), or the TorchScript tracer (`dynamo=False`, `exporter="torchscript"`),
+whose graph ONNX Runtime's BERT optimizer fuses further (attention into one `Attention` node, the embeddings into
+`EmbedLayerNormalization`; on the dynamo graph it finds neither pattern), so the int8 path exports with it. The
+graph is checked against PyTorch with ONNX Runtime on inputs of several batch sizes and lengths before it is kept.
 Attention is exported in its eager form (matmul, softmax, matmul) whatever the model runs with: that is the
 pattern ONNX Runtime's graph optimizer and int8 quantizer know (int8, batch 32, one run: graph of `sdpa` attention
 195 seq/s, of eager attention 226, eager and fused 262).
@@ -64,7 +67,12 @@ class _LogitsOnly(torch.nn.Module):
         return outputs[0]
 
 
-def export_onnx(model: PreTrainedModel, path: str | Path, opset_version: int = 18, atol: float = 1e-4) -> Path:
+EXPORTERS = ("dynamo", "torchscript")
+
+
+def export_onnx(
+    model: PreTrainedModel, path: str | Path, opset_version: int = 18, atol: float = 1e-4, exporter: str = "dynamo"
+) -> Path:
     r"""
     Export `model` to an ONNX file with dynamic `batch` and `sequence` axes, then check it with ONNX Runtime.
 
@@ -77,20 +85,29 @@ def export_onnx(model: PreTrainedModel, path: str | Path, opset_version: int = 1
             ONNX opset of the graph.
         atol (`float`, *optional*, defaults to 1e-4):
             Largest difference to PyTorch allowed on the check inputs; a larger one is an error and no file is kept.
+        exporter (`str`, *optional*, defaults to `"dynamo"`):
+            `"dynamo"` (`torch.onnx.export(dynamo=True)`) or `"torchscript"` (the tracer, `dynamo=False`: the graph
+            in which ONNX Runtime's optimizer fuses attention). Both have dynamic batch and sequence axes.
 
     Returns:
         `Path`: the written file. Its inputs are `input_ids`, `attention_mask`, `token_type_ids` (int64,
         `(batch, sequence)`), its output `logits` (`last_hidden_state` for a base model).
     """
     onnxruntime = require_onnx()
+    if exporter not in EXPORTERS:
+        raise ValueError(f"`exporter` must be one of {', '.join(map(repr, EXPORTERS))}, got {exporter!r}.")
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     model = _eager_copy(model)  # the caller's model keeps its attention implementation and training mode
     wrapper = _LogitsOnly(model).eval()
     example = batches_to_check(model.config.vocab_size, ((2, 16),))[0]
-    axes = {name: {0: torch.export.Dim("batch"), 1: torch.export.Dim("sequence")} for name in INPUT_NAMES}
     output_name = "logits" if hasattr(model, "classifier") or hasattr(model, "cls") else "last_hidden_state"
     partial = path.with_suffix(".onnx.partial")
+    if exporter == "dynamo":
+        axes = {name: {0: torch.export.Dim("batch"), 1: torch.export.Dim("sequence")} for name in INPUT_NAMES}
+        options = {"dynamic_shapes": axes, "dynamo": True, "external_data": False}
+    else:
+        options = {"dynamic_axes": {name: {0: "batch", 1: "sequence"} for name in INPUT_NAMES}, "dynamo": False}
     try:
         with torch.no_grad(), _quiet_exporter():
             torch.onnx.export(
@@ -99,11 +116,9 @@ def export_onnx(model: PreTrainedModel, path: str | Path, opset_version: int = 1
                 str(partial),
                 input_names=list(INPUT_NAMES),
                 output_names=[output_name],
-                dynamic_shapes=axes,
                 opset_version=opset_version,
-                dynamo=True,
-                external_data=False,
                 verbose=False,  # its step-by-step progress lines
+                **options,
             )
     except Exception as error:
         partial.unlink(missing_ok=True)
@@ -170,7 +185,9 @@ def sibling_directory(model_path: str | Path, suffix: str) -> Path:
     return model_path.with_name(f"{model_path.name}-{suffix}")
 
 
-def export_saved_model(model_path: str | Path, output_dir: str | Path | None = None, opset_version: int = 18) -> Path:
+def export_saved_model(
+    model_path: str | Path, output_dir: str | Path | None = None, opset_version: int = 18, exporter: str = "dynamo"
+) -> Path:
     r"""
     Export a saved student directory (weights, config, tokenizer) to an ONNX model directory.
 
@@ -182,6 +199,7 @@ def export_saved_model(model_path: str | Path, output_dir: str | Path | None = N
             renamed into place when complete ([`~tinybert_hf.utils.atomic.atomic_directory`]), so a failed export
             never leaves a directory that looks finished, nor touches an earlier export.
         opset_version (`int`, *optional*, defaults to 18): ONNX opset of the graph.
+        exporter (`str`, *optional*, defaults to `"dynamo"`): torch's exporter, see [`export_onnx`].
 
     Returns:
         `Path`: `output_dir`.
@@ -191,12 +209,13 @@ def export_saved_model(model_path: str | Path, output_dir: str | Path | None = N
     check_output_directory(output_dir)
     model = load_task_model(model_path)
     with atomic_directory(output_dir) as staging:
-        export_onnx(model, staging / "model.onnx", opset_version=opset_version)
+        export_onnx(model, staging / "model.onnx", opset_version=opset_version, exporter=exporter)
         write_model_files(model_path, staging)
         record = {
             "source": str(model_path),
             "architecture": type(model).__name__,
             "opset_version": opset_version,
+            "exporter": exporter,
             "torch": torch.__version__,
             "onnxruntime": onnxruntime.__version__,
             "dtype": "float32",
@@ -274,8 +293,9 @@ def batches_to_check(vocab_size: int, shapes) -> list[dict[str, torch.Tensor]]:
 @contextlib.contextmanager
 def _quiet_exporter():
     """Silence what torch's exporter says about itself on every export and that asks nothing of the user: the
-    torchvision operators it skips registering, its own deprecation warnings, and that the batch and sequence axes
-    keep their names. Real failures still raise."""
+    torchvision operators it skips registering, its own deprecation warnings, that the batch and sequence axes
+    keep their names, and the tracer's notes on the model's input checks (Python-side validation, constant in a
+    traced graph, which the check batches then confirm). Real failures still raise."""
     registration = python_logging.getLogger("torch.onnx._internal.exporter._registration")
     level = registration.level
     registration.setLevel(python_logging.ERROR)
@@ -283,6 +303,11 @@ def _quiet_exporter():
         with warnings.catch_warnings():
             warnings.filterwarnings("ignore", message=r".*LeafSpec.*is deprecated", category=FutureWarning)
             warnings.filterwarnings("ignore", message=r"# The axis name: .* will not be used", category=UserWarning)
+            warnings.filterwarnings(
+                "ignore", message=r"You are using the legacy TorchScript", category=DeprecationWarning
+            )
+            warnings.filterwarnings("ignore", category=torch.jit.TracerWarning)
+            warnings.filterwarnings("ignore", message=r"Exporting aten::index operator", category=UserWarning)
             yield
     finally:
         registration.setLevel(level)

@@ -1,4 +1,4 @@
-"""int8 students for CPU inference: ONNX export, ONNX Runtime graph fusion, then dynamic int8 quantization.
+"""int8 students for CPU inference: ONNX export, ONNX Runtime graph fusion, then int8 quantization.
 
 Chosen by measurement (`benchmarks/quantization.py`, the main-job TinyBERT4 student, 2 threads, sequence 64; the
 README has the table): ONNX Runtime's dynamic int8 ran 1.45-1.55x the PyTorch fp32 student at batch 32 and
@@ -6,11 +6,21 @@ README has the table): ONNX Runtime's dynamic int8 ran 1.45-1.55x the PyTorch fp
 activations, no fast CPU kernel here) and 0.97-1.02x (weight-only, compiled), and torch.ao's `quantize_dynamic` is
 deprecated (1.29x, embeddings left fp32).
 
-ONNX Runtime's `quantize_dynamic` stores the weights of every MatMul/Gemm as int8 (symmetric, per tensor unless
-`per_channel`) and the embedding tables (Gather) as uint8 (one scale per table), and quantizes activations to uint8
-at run time from each batch's range, so it needs no calibration data (static calibrated int8 measured slower here:
-277 against 305 seq/s, the same accuracy). Before quantizing, ONNX Runtime's BERT optimizer fuses bias + GELU and
-residual + LayerNorm, which the int8 graph then runs as single kernels.
+The default since issue 21 (`benchmarks/int8_engines.py` measures the choices side by side):
+
+- the TorchScript export (`exporter="torchscript"`), in which ONNX Runtime's BERT optimizer fuses attention (one
+  `Attention` node per layer), bias + GELU and residual + LayerNorm;
+- per-row int8 ([`~tinybert_hf.quantization.rowwise_int8.quantize_rowwise`], `activations="per_row"`): each
+  token's activations get their own scale at run time, weights one scale per output channel, embedding tables one
+  per row. ONNX Runtime's `quantize_dynamic` (`activations="per_tensor"`, the scheme before) scales a whole batch's
+  activations at once; on the main-job student 2.0% of the test predictions differed from the fp32 student that
+  way, 0.4% per row;
+- int8 or uint8 weights by what this CPU computes exactly ([`~tinybert_hf.quantization.cpu_features`]):
+  `weight_type="auto"` takes int8 unless ONNX Runtime's uint8 x int8 product saturates here (AVX2 without VNNI),
+  and `quantization.json` records the CPU it was chosen on.
+
+Neither scheme needs calibration data (static calibrated int8 measured slower: 277 against 305 seq/s, the same
+accuracy).
 
 [`quantize_saved_model`] writes, next to the student (`<student>-int8` by default):
 
@@ -18,11 +28,13 @@ residual + LayerNorm, which the int8 graph then runs as single kernels.
 student-int8/
   model.onnx           int8 graph: inputs input_ids / attention_mask / token_type_ids, output logits
   config.json, tokenizer files
-  quantization.json    settings, versions, sizes, and the largest logit change on the check batches
+  quantization.json    settings, the CPU they were chosen and checked on, versions, sizes, and the largest logit
+                       change on the check batches
 ```
 
 It loads with [`OnnxModelForSequenceClassification`] / [`OnnxModelForTokenClassification`] or
-[`onnx_pipeline`]. The source student is read only.
+[`onnx_pipeline`], which skip most padding by running rows of similar length together. The source student is read
+only.
 """
 
 from __future__ import annotations
@@ -54,10 +66,13 @@ from ..onnx.export import (
 )
 from ..utils.atomic import atomic_directory, write_text
 from .arguments import DEFAULT_INT8_OP_TYPES, QuantizeArguments
+from .cpu_features import cpu_features, int8_weight_type
+from .rowwise_int8 import quantize_rowwise
 
 logger = logging.get_logger(__name__)
 
 DEFAULT_OP_TYPES = DEFAULT_INT8_OP_TYPES
+ROWWISE_OP_TYPES = ("MatMul", "Attention", "Gather")  # what the per-row rewrite quantizes
 
 
 def supported_op_types() -> set[str]:
@@ -77,11 +92,18 @@ def check_op_types(op_types) -> None:
 
 
 def fuse_onnx(fp32_path: str | Path, fused_path: str | Path) -> dict[str, int]:
-    """Fuse bias + GELU and residual + LayerNorm with ONNX Runtime's BERT optimizer; returns the fused op counts."""
+    """Fuse attention (in a TorchScript export), bias + GELU and residual + LayerNorm with ONNX Runtime's BERT
+    optimizer; returns the fused op counts. The embedding lookups stay `Gather` nodes (not
+    `EmbedLayerNormalization`), whose tables both int8 schemes quantize."""
     from onnxruntime.transformers import optimizer
+    from onnxruntime.transformers.fusion_options import FusionOptions
 
+    options = FusionOptions("bert")
+    options.enable_embed_layer_norm = False
     # num_heads / hidden_size 0: read from the graph (pruned students have per-layer head counts)
-    fused = optimizer.optimize_model(str(fp32_path), model_type="bert", num_heads=0, hidden_size=0)
+    fused = optimizer.optimize_model(
+        str(fp32_path), model_type="bert", num_heads=0, hidden_size=0, optimization_options=options
+    )
     fused.save_model_to_file(str(fused_path))
     return {name: count for name, count in fused.get_fused_operator_statistics().items() if count}
 
@@ -91,10 +113,11 @@ def quantize_onnx(
     int8_path: str | Path,
     per_channel: bool = False,
     reduce_range: bool = False,
-    op_types: tuple[str, ...] | list[str] = DEFAULT_OP_TYPES,
+    op_types: tuple[str, ...] | list[str] = ("MatMul", "Gather"),
+    weight_type: str = "int8",
 ) -> Path:
     r"""
-    Write a dynamically quantized int8 copy of an fp32 ONNX graph.
+    Write a copy of an fp32 ONNX graph quantized by ONNX Runtime's `quantize_dynamic` (activations per tensor).
 
     Args:
         fp32_path (`str` or `Path`): the fp32 graph (fused or not); read only.
@@ -102,6 +125,7 @@ def quantize_onnx(
         per_channel (`bool`, *optional*, defaults to `False`): one weight scale per output channel.
         reduce_range (`bool`, *optional*, defaults to `False`): 7-bit weights.
         op_types (`tuple[str]`, *optional*): ONNX operators to quantize; others stay fp32.
+        weight_type (`str`, *optional*, defaults to `"int8"`): `"int8"` or `"uint8"` weights.
 
     Returns:
         `Path`: `int8_path`.
@@ -118,7 +142,7 @@ def quantize_onnx(
             op_types_to_quantize=list(op_types),
             per_channel=per_channel,
             reduce_range=reduce_range,
-            weight_type=QuantType.QInt8,
+            weight_type=QuantType.QInt8 if weight_type == "int8" else QuantType.QUInt8,
             # fused ops (com.microsoft domain) have no ONNX type inference: their outputs are fp32
             extra_options={"DefaultTensorType": TensorProto.FLOAT},
         )
@@ -173,8 +197,16 @@ def quantize_saved_model(args: QuantizeArguments) -> dict:
     onnxruntime = require_onnx()
     op_types = tuple(name.strip() for name in args.op_types.split(",") if name.strip())
     check_op_types(op_types)  # before the export, which takes a while
+    others = sorted(set(op_types) - set(ROWWISE_OP_TYPES))
+    if args.activations == "per_row" and others:
+        raise ValueError(
+            f"Per-row int8 quantizes {', '.join(ROWWISE_OP_TYPES)}, not {others}; drop them from `op_types` or "
+            "quantize with activations='per_tensor'."
+        )
     output_dir = Path(args.output_dir) if args.output_dir else default_int8_directory(args.model)
     check_output_directory(output_dir)
+    features = cpu_features()
+    weight_type = int8_weight_type(features) if args.weight_type == "auto" else args.weight_type
     model = load_task_model(args.model)
     steps = tqdm(total=4, desc="Quantizing", unit="step")
     # the fp32 graphs in a scratch directory beside it, gone before the int8 directory is renamed into place
@@ -184,8 +216,8 @@ def quantize_saved_model(args: QuantizeArguments) -> dict:
         tempfile.TemporaryDirectory(dir=output_dir.parent) as scratch,
     ):
         fp32_path = Path(scratch) / "model_fp32.onnx"
-        steps.set_postfix_str("export fp32 graph")
-        export_onnx(model, fp32_path, opset_version=args.opset_version)
+        steps.set_postfix_str(f"export fp32 graph ({args.exporter})")
+        export_onnx(model, fp32_path, opset_version=args.opset_version, exporter=args.exporter)
         steps.update()
         fused = {}
         if args.fuse:
@@ -193,8 +225,17 @@ def quantize_saved_model(args: QuantizeArguments) -> dict:
             fused = fuse_onnx(fp32_path, Path(scratch) / "model_fused.onnx")
             fp32_path = Path(scratch) / "model_fused.onnx"
         steps.update()
-        steps.set_postfix_str("quantize")
-        int8_path = quantize_onnx(fp32_path, staging / "model.onnx", args.per_channel, args.reduce_range, op_types)
+        steps.set_postfix_str(f"quantize ({args.activations})")
+        int8_path = staging / "model.onnx"
+        if args.activations == "per_row":
+            rewritten = quantize_rowwise(
+                fp32_path, int8_path, weight_type, args.per_channel, args.reduce_range, op_types
+            )
+            _strip_export_metadata(int8_path)
+            method = "tinybert_hf.quantization.rowwise_int8.quantize_rowwise"
+        else:
+            quantize_onnx(fp32_path, int8_path, args.per_channel, args.reduce_range, op_types, weight_type)
+            rewritten, method = {}, "onnxruntime.quantization.quantize_dynamic"
         steps.update()
         steps.set_postfix_str("check")
         change = _largest_logit_change(fp32_path, int8_path, model.config.vocab_size, args.opset_version)
@@ -209,11 +250,15 @@ def quantize_saved_model(args: QuantizeArguments) -> dict:
                 **asdict(args),
                 "output_dir": str(output_dir),
                 "op_types": list(op_types),
-                "weight_type": "int8",
-                "activations": "uint8",
+                "weight_type": weight_type,
+                "activation_type": "uint8",
             },
-            "method": "onnxruntime.quantization.quantize_dynamic",
+            "method": method,
+            # the CPU the weight type was chosen on and the graph checked on: another CPU may saturate where this
+            # one did not (OnnxModel warns when loaded there)
+            "cpu": features,
             "fused_operators": fused,
+            "quantized_operators": rewritten,
             "onnxruntime": onnxruntime.__version__,
             "size_mb": {"fp32_onnx": round(fp32_mb, 2), "int8_onnx": round(int8_path.stat().st_size / 1e6, 2)},
             "max_logit_change_on_check_batches": change,

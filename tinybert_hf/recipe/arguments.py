@@ -372,7 +372,22 @@ class DeploymentArguments:
         default=True,
         metadata={"help": "Write the int8 ONNX student next to the student (student-int8/) and add its report row."},
     )
-    int8_per_channel: bool = field(default=False, metadata={"help": "int8 weight scales per output channel."})
+    int8_activations: Literal["per_row", "per_tensor"] = field(
+        default="per_row",
+        metadata={
+            "help": "int8 activation scales: one per token ('per_row') or one per batch ('per_tensor', ONNX "
+            "Runtime's quantize_dynamic; more predictions change). See `tinybert-hf quantize --help`."
+        },
+    )
+    int8_weight_type: Literal["auto", "int8", "uint8"] = field(
+        default="auto",
+        metadata={"help": "int8 or uint8 weights; 'auto': int8 unless this CPU's uint8 x int8 kernel saturates."},
+    )
+    int8_exporter: Literal["torchscript", "dynamo"] = field(
+        default="torchscript",
+        metadata={"help": "torch's ONNX exporter for the int8 graph ('torchscript' lets attention fuse)."},
+    )
+    int8_per_channel: bool = field(default=True, metadata={"help": "int8 weight scales per output channel."})
     int8_reduce_range: bool = field(
         default=False, metadata={"help": "7-bit int8 weights (no int16 saturation on CPUs without VNNI)."}
     )
@@ -380,6 +395,7 @@ class DeploymentArguments:
     speed_seq_length: int = field(default=64, metadata={"help": "Sequence length of the speed measurement."})
 
     def __post_init__(self):
+        check_choices(self, DeploymentArguments)
         check_at_least(self, 1, "speed_batch_size", "speed_seq_length")
 
 

@@ -78,7 +78,8 @@ def fitted_to_teacher(args: RecipeArguments, teacher_config) -> RecipeArguments:
 
 def quantize_student(student_dir: Path, args: RecipeArguments) -> tuple[PreTrainedModel, Path]:
     """The int8 ONNX student beside `student_dir` (`<student_dir>-int8`, reused when already written from the same
-    weights), loaded for evaluation and timing with as many ONNX Runtime threads as torch uses."""
+    weights with the same int8 options), loaded for evaluation and timing with as many ONNX Runtime threads as torch
+    uses."""
     import torch
 
     from ..onnx.modeling_onnx import onnx_class
@@ -86,19 +87,26 @@ def quantize_student(student_dir: Path, args: RecipeArguments) -> tuple[PreTrain
     from ..quantization.onnx_int8 import default_int8_directory, quantize_saved_model, weights_digest
 
     int8_dir = default_int8_directory(student_dir)
-    record = int8_dir / "quantization.json"
-    # reused only if made from these very weights (a retrained student gets a new int8 copy)
-    if not record.is_file() or json.loads(record.read_text()).get("source_weights_sha256") != weights_digest(
-        student_dir
+    options = QuantizeArguments(
+        model=str(student_dir),
+        output_dir=str(int8_dir),
+        activations=args.int8_activations,
+        weight_type=args.int8_weight_type,
+        exporter=args.int8_exporter,
+        per_channel=args.int8_per_channel,
+        reduce_range=args.int8_reduce_range,
+    )
+    record_path = int8_dir / "quantization.json"
+    record = json.loads(record_path.read_text()) if record_path.is_file() else {}
+    settings = record.get("settings", {})
+    chosen = ("activations", "exporter", "per_channel", "reduce_range")
+    # reused only if made from these very weights the same way (a retrained student gets a new int8 copy)
+    if (
+        record.get("source_weights_sha256") != weights_digest(student_dir)
+        or any(settings.get(name) != getattr(options, name) for name in chosen)
+        or options.weight_type not in ("auto", settings.get("weight_type"))
     ):
-        quantize_saved_model(
-            QuantizeArguments(
-                model=str(student_dir),
-                output_dir=str(int8_dir),
-                per_channel=args.int8_per_channel,
-                reduce_range=args.int8_reduce_range,
-            )
-        )
+        quantize_saved_model(options)
     return onnx_class(args.task).from_pretrained(int8_dir, threads=torch.get_num_threads()), int8_dir
 
 
