@@ -89,6 +89,18 @@ def test_quantized_student_is_small_close_and_served_by_a_pipeline(tmp_path, tin
     assert [p["label"] for p in predictions] == [model.config.id2label[i] for i in expected_labels]
 
 
+def test_the_per_tensor_scheme_before_issue_21_is_still_there(tmp_path, tiny_tokenizer):
+    student_dir = saved_student(tmp_path / "student", tiny_tokenizer, small_student(initializer_range=0.2))
+    options = dict(activations="per_tensor", exporter="dynamo", per_channel=False, op_types="MatMul,Gather")
+    record = quantize_saved_model(QuantizeArguments(model=str(student_dir), **options))
+    assert record["method"] == "onnxruntime.quantization.quantize_dynamic" and record["quantized_operators"] == {}
+    assert record["settings"]["activations"] == "per_tensor" and record["settings"]["exporter"] == "dynamo"
+    operators = {node.op_type for node in onnx.load(str(tmp_path / "student-int8" / "model.onnx")).graph.node}
+    assert "DynamicQuantizeLinear" in operators and "MultiHeadAttention" not in operators
+    with pytest.raises(ValueError, match="Per-row int8 quantizes MatMul, Attention, Gather, not \\['Conv'\\]"):
+        quantize_saved_model(QuantizeArguments(model=str(student_dir), op_types="MatMul,Conv"))
+
+
 def test_fake_quantization_closed_form():
     weight = torch.tensor([[1.0, -0.5, 0.01], [0.25, 2.0, -2.0]], requires_grad=True)
     scale = 2.0 / 127  # symmetric int8 per tensor: the largest magnitude maps to 127
@@ -286,12 +298,14 @@ def test_export_and_quantize_commands(tmp_path, tiny_tokenizer):
                               env=environment, timeout=300)  # fmt: skip
     assert exported.returncode == 0, exported.stderr
     assert json.loads((tmp_path / "student-onnx" / "onnx.json").read_text())["opset_version"] == 18
-    quantized = subprocess.run([*command, "quantize", "--model", str(student_dir), "--per_channel", "true"],
+    quantized = subprocess.run([*command, "quantize", "--model", str(student_dir), "--per_channel", "false",
+                                "--weight_type", "uint8", "--exporter", "dynamo"],
                                capture_output=True, text=True, env=environment, timeout=300)  # fmt: skip
     assert quantized.returncode == 0, quantized.stderr
     assert "Quantizing: 100%" in quantized.stderr  # the progress bar
     record = json.loads((tmp_path / "student-int8" / "quantization.json").read_text())
-    assert record["settings"]["per_channel"] is True
+    assert record["settings"]["per_channel"] is False and record["settings"]["weight_type"] == "uint8"
+    assert record["settings"]["exporter"] == "dynamo" and record["settings"]["activations"] == "per_row"
     named = {"negative": "bad", "positive": "good"}  # the student's own label names: data of its task
     lines = ["sentence,sentiment"] + [f"{text},{named[label]}" for text, label in sentences(60, seed=0)]
     (tmp_path / "train.csv").write_text("\n".join(lines) + "\n", encoding="utf-8")
@@ -331,3 +345,20 @@ def test_quantization_aware_stage_two_saves_a_plain_student(tmp_path, tiny_token
     assert "eval_score" in record["dev"]  # scored as it trained: through the int8 rounding
     for name, tensor in trained.state_dict().items():
         torch.testing.assert_close(tensor, student.state_dict()[name], rtol=0, atol=0, msg=name)
+
+
+def test_the_recipe_reuses_an_int8_copy_only_when_made_the_same_way(tmp_path, tiny_tokenizer):
+    from tinybert_hf.recipe.run import quantize_student
+
+    student_dir = saved_student(tmp_path / "student", tiny_tokenizer)
+    args = RecipeArguments(output_dir=str(tmp_path))
+    model, int8_dir = quantize_student(student_dir, args)
+    assert model.length_buckets  # the recipe scores and times it as it is served
+    written = (int8_dir / "quantization.json").stat().st_mtime_ns
+    quantize_student(student_dir, args)
+    assert (int8_dir / "quantization.json").stat().st_mtime_ns == written  # same weights, same options: reused
+    quantize_student(student_dir, RecipeArguments(output_dir=str(tmp_path), int8_activations="per_tensor"))
+    record = json.loads((int8_dir / "quantization.json").read_text())
+    assert record["settings"]["activations"] == "per_tensor"  # another scheme asked for: quantized again
+    with pytest.raises(ValueError, match="`int8_exporter` must be one of"):
+        RecipeArguments(output_dir=str(tmp_path), int8_exporter="jit")
