@@ -43,9 +43,9 @@ from transformers import AutoModelForSequenceClassification, AutoTokenizer
 import tinybert_hf  # noqa: F401  (registers the TinyBERT classes)
 from tinybert_hf.data.loading import load_task_splits
 from tinybert_hf.evaluation.speed_and_size import size_on_disk_mb
+from tinybert_hf.onnx.cpu_features import cpu_features
 from tinybert_hf.onnx.modeling_onnx import OnnxModelForSequenceClassification
 from tinybert_hf.quantization.arguments import QuantizeArguments
-from tinybert_hf.quantization.cpu_features import cpu_features
 from tinybert_hf.quantization.onnx_int8 import quantize_saved_model
 from tinybert_hf.recipe.arguments import RecipeArguments
 from tinybert_hf.recipe.report import SPEED_TEXT

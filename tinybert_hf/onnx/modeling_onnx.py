@@ -148,7 +148,7 @@ def _warn_if_saturating_here(directory: Path) -> None:
     checked_on = record.get("cpu") or {}
     if record.get("settings", {}).get("weight_type") != "int8" or checked_on.get("u8s8_saturates", True):
         return
-    from ..quantization.cpu_features import u8s8_saturates
+    from .cpu_features import u8s8_saturates
 
     if u8s8_saturates():
         logger.warning(

@@ -15,7 +15,7 @@ The default since issue 21 (`benchmarks/int8_engines.py` measures the choices si
   per row. ONNX Runtime's `quantize_dynamic` (`activations="per_tensor"`, the scheme before) scales a whole batch's
   activations at once; on the main-job student 2.0% of the test predictions differed from the fp32 student that
   way, 0.4% per row;
-- int8 or uint8 weights by what this CPU computes exactly ([`~tinybert_hf.quantization.cpu_features`]):
+- int8 or uint8 weights by what this CPU computes exactly ([`~tinybert_hf.onnx.cpu_features`]):
   `weight_type="auto"` takes int8 unless ONNX Runtime's uint8 x int8 product saturates here (AVX2 without VNNI),
   and `quantization.json` records the CPU it was chosen on.
 
@@ -52,6 +52,7 @@ import numpy as np
 from tqdm.auto import tqdm
 from transformers.utils import logging
 
+from ..onnx.cpu_features import cpu_features, int8_weight_type
 from ..onnx.export import (
     CHECK_SHAPES,
     INPUT_NAMES,
@@ -66,7 +67,6 @@ from ..onnx.export import (
 )
 from ..utils.atomic import atomic_directory, write_text
 from .arguments import DEFAULT_INT8_OP_TYPES, QuantizeArguments
-from .cpu_features import cpu_features, int8_weight_type
 from .rowwise_int8 import quantize_rowwise
 
 logger = logging.get_logger(__name__)

@@ -9,9 +9,9 @@ student 98.0% per tensor, 99.6% per row; mean |logit change| 0.077 -> 0.013.
 Each `MatMul(x, W)` with a constant 2-D `W` of shape `(K, N)` becomes
 
 ```
-s  = Max(ReduceMax(Abs(x), axis -1) / 127, eps)   # (batch, sequence, 1): one scale per token
-xq = QuantizeLinear(x / s, 1, 128)                 # (batch, sequence, K) uint8, symmetric around 128
-y  = MatMulIntegerToFloat(xq, Wq, s, w_scale, 128, w_zero_point)  # (batch, sequence, N) float, one kernel
+m  = Max(ReduceMax(Abs(x), axis -1), eps)         # (batch, sequence, 1): each token's largest magnitude
+xq = QuantizeLinear(x / m, 1 / 127, 128)           # (batch, sequence, K) uint8, symmetric around 128
+y  = MatMulIntegerToFloat(xq, Wq, m, w_scale / 127, 128, w_zero_point)  # (batch, sequence, N) float, one kernel
 ```
 
 with `Wq` int8 (or uint8 + 128) and `w_scale` one per output column (or one per tensor). Products sharing an input
@@ -47,7 +47,7 @@ def quantize_rowwise(
         int8_path (`str` or `Path`): where the rewritten graph goes.
         weight_type (`str`, *optional*, defaults to `"int8"`):
             `"int8"`: uint8 activations x int8 weights (the fast kernel; on CPUs without VNNI its int16 pair sums can
-            saturate, see [`~tinybert_hf.quantization.cpu_features.u8s8_saturates`]). `"uint8"`: uint8 x uint8
+            saturate, see [`~tinybert_hf.onnx.cpu_features.u8s8_saturates`]). `"uint8"`: uint8 x uint8
             (weights stored + 128; a kernel that never saturates, slower where VNNI is missing).
         per_channel (`bool`, *optional*, defaults to `True`): one weight scale per output column, else per tensor.
         reduce_range (`bool`, *optional*, defaults to `False`): 7-bit weights (+-63), which cannot saturate the
@@ -104,7 +104,6 @@ class _Rewriter:
         self.constant("rowq_last_axis", np.array([-1], np.int64))
         self.constant("rowq_inv127", np.array(1 / 127, np.float32))
         self.constant("rowq_eps", np.array(1e-12, np.float32))  # an all-zero row gets a positive scale
-        self.constant("rowq_one", np.array(1, np.float32))
         self.constant("rowq_zero_point", np.array(128, np.uint8))
 
     def constant(self, name: str, value: np.ndarray) -> str:
@@ -159,11 +158,11 @@ class _Rewriter:
         p = f"rowq_in{len(self.quantized_inputs)}_"
         magnitude = self._node(nodes, "Abs", [x], p + "abs")
         largest = self._node(nodes, "ReduceMax", [magnitude, "rowq_last_axis"], p + "amax", keepdims=1)  # (..., 1)
-        scale = self._node(nodes, "Mul", [largest, "rowq_inv127"], p + "scale0")
-        scale = self._node(nodes, "Max", [scale, "rowq_eps"], p + "scale")
-        scaled = self._node(nodes, "Div", [x, scale], p + "scaled")  # (..., K) in [-127, 127]
-        # one scalar scale and zero point: per-axis QuantizeLinear would need 2-D rows and one zero point per row
-        quantized = self._node(nodes, "QuantizeLinear", [scaled, "rowq_one", "rowq_zero_point"], p + "xq")
+        scale = self._node(nodes, "Max", [largest, "rowq_eps"], p + "scale")  # an all-zero row divides by eps
+        scaled = self._node(nodes, "Div", [x, scale], p + "scaled")  # (..., K) in [-1, 1]
+        # one scalar scale and zero point: per-axis QuantizeLinear would need 2-D rows and one zero point per row;
+        # the 1/127 goes into the weight scales, so the row scale is the row's largest magnitude itself
+        quantized = self._node(nodes, "QuantizeLinear", [scaled, "rowq_inv127", "rowq_zero_point"], p + "xq")
         self.quantized_inputs[x] = (quantized, scale)
         return self.quantized_inputs[x]
 
@@ -183,7 +182,7 @@ class _Rewriter:
         self.used_weights.add(name)
         return (
             self.constant(p + "quantized", quantized),
-            self.constant(p + "scale", scale),
+            self.constant(p + "scale", (scale / 127).astype(np.float32)),  # with the activations' 1/127
             self.constant(p + "zero_point", zero_point),
         )
 

@@ -5,8 +5,8 @@ import logging
 
 import pytest
 
-from tinybert_hf.quantization import cpu_features as features_module
-from tinybert_hf.quantization.cpu_features import cpu_features, cpu_flags, int8_weight_type, u8s8_saturates
+from tinybert_hf.onnx import cpu_features as features_module
+from tinybert_hf.onnx.cpu_features import cpu_features, cpu_flags, int8_weight_type, u8s8_saturates
 
 CPUINFO = """processor\t: 0
 model name\t: Example CPU @ 2.0GHz

@@ -51,7 +51,7 @@ def u8s8_saturates() -> bool:
     import onnx
     from onnx import TensorProto, helper, numpy_helper
 
-    from ..onnx.export import require_onnx
+    from .export import require_onnx
 
     onnxruntime = require_onnx()
     import numpy as np
