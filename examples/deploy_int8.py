@@ -35,7 +35,12 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--student", default="outputs/tinybert/student", help="Saved student directory.")
     parser.add_argument("--texts", nargs="+", default=DEFAULT_TEXTS, help="Texts to classify.")
-    parser.add_argument("--per_channel", action="store_true", help="One int8 scale per output channel.")
+    parser.add_argument(
+        "--per_channel",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="One int8 weight scale per output channel (--no-per_channel: one per tensor).",
+    )
     options = parser.parse_args()
 
     student_dir = Path(options.student)

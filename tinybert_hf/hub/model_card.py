@@ -286,7 +286,8 @@ def _int8_section(models: dict, first: str) -> str:
     int8, student = models[INT8_ROW], models[STUDENT_ROW]
     return (
         "\n## int8 ONNX copy\n\n"
-        f"The run also wrote an int8 ONNX copy (ONNX Runtime dynamic quantization, the `{INT8_ROW}` row above): "
+        "The run also wrote an int8 ONNX copy (int8 weights, activations quantized at run time on ONNX Runtime; "
+        f"the `{INT8_ROW}` row above): "
         f"test {first} {_percent(int8['test'][first])} against {_percent(student['test'][first])}, "
         f"{int8['size_mb']:.1f} MB, {int8['throughput'] / student['throughput']:.2f}x this model's throughput. "
         "`tinybert-hf quantize --model <this model>` makes it again; "
