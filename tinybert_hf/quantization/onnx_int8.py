@@ -186,7 +186,9 @@ def default_int8_directory(model_path: str | Path) -> Path:
 
 def quantize_saved_model(args: QuantizeArguments) -> dict:
     r"""
-    Export a saved student to ONNX, fuse, quantize to int8, check it runs, and write the int8 model directory.
+    Export a saved student to ONNX, fuse, quantize to int8, check it runs, and write the int8 model directory
+    (`args.engine="ctranslate2"`: convert it for CTranslate2 instead, see
+    [`~tinybert_hf.quantization.ctranslate2_int8.quantize_saved_model_ctranslate2`]).
 
     The directory is assembled in a staging directory and renamed into place when complete
     ([`~tinybert_hf.utils.atomic.atomic_directory`]); the student is only read.
@@ -194,6 +196,10 @@ def quantize_saved_model(args: QuantizeArguments) -> dict:
     Returns:
         `dict`: the record also written to `quantization.json` (output directory, settings, sizes, check).
     """
+    if args.engine == "ctranslate2":
+        from .ctranslate2_int8 import quantize_saved_model_ctranslate2
+
+        return quantize_saved_model_ctranslate2(args)
     onnxruntime = require_onnx()
     op_types = tuple(name.strip() for name in args.op_types.split(",") if name.strip())
     check_op_types(op_types)  # before the export, which takes a while
@@ -268,6 +274,27 @@ def quantize_saved_model(args: QuantizeArguments) -> dict:
     return record
 
 
+def load_int8_model(directory: str | Path, task: str, threads: int | None = None):
+    r"""
+    The int8 student in `directory` on the engine its `quantization.json` names: an `OnnxModelFor*` (ONNX Runtime)
+    or a `CTranslate2ModelFor*`.
+
+    Args:
+        directory (`str` or `Path`): written by [`quantize_saved_model`].
+        task (`str`): `"text-classification"` or `"token-classification"`.
+        threads (`int`, *optional*): the runtime's intra-op threads.
+    """
+    from ..onnx.modeling_onnx import onnx_class
+
+    record_path = Path(directory) / "quantization.json"
+    record = json.loads(record_path.read_text()) if record_path.is_file() else {}
+    if record.get("settings", {}).get("engine") == "ctranslate2":
+        from .ctranslate2_int8 import ctranslate2_class
+
+        return ctranslate2_class(task).from_pretrained(directory, threads=threads)
+    return onnx_class(task).from_pretrained(directory, threads=threads)
+
+
 def weights_digest(model_path: str | Path) -> str:
     """sha256 of a saved model's safetensors files: tells whether an int8 copy still matches its student."""
     digest = hashlib.sha256()
@@ -295,6 +322,7 @@ __all__ = [
     "check_op_types",
     "default_int8_directory",
     "fuse_onnx",
+    "load_int8_model",
     "quantize_onnx",
     "quantize_saved_model",
     "supported_op_types",

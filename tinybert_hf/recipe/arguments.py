@@ -372,6 +372,13 @@ class DeploymentArguments:
         default=True,
         metadata={"help": "Write the int8 ONNX student next to the student (student-int8/) and add its report row."},
     )
+    int8_engine: Literal["onnxruntime", "ctranslate2"] = field(
+        default="onnxruntime",
+        metadata={
+            "help": "Runtime of the int8 student: 'onnxruntime' (an int8 ONNX graph) or 'ctranslate2' (needs the "
+            "ctranslate2 extra; students of uniform shape). See `tinybert-hf quantize --help`."
+        },
+    )
     int8_activations: Literal["per_row", "per_tensor"] = field(
         default="per_row",
         metadata={

@@ -82,14 +82,14 @@ def quantize_student(student_dir: Path, args: RecipeArguments) -> tuple[PreTrain
     uses."""
     import torch
 
-    from ..onnx.modeling_onnx import onnx_class
     from ..quantization.arguments import QuantizeArguments
-    from ..quantization.onnx_int8 import default_int8_directory, quantize_saved_model, weights_digest
+    from ..quantization.onnx_int8 import default_int8_directory, load_int8_model, quantize_saved_model, weights_digest
 
     int8_dir = default_int8_directory(student_dir)
     options = QuantizeArguments(
         model=str(student_dir),
         output_dir=str(int8_dir),
+        engine=args.int8_engine,
         activations=args.int8_activations,
         weight_type=args.int8_weight_type,
         exporter=args.int8_exporter,
@@ -99,15 +99,17 @@ def quantize_student(student_dir: Path, args: RecipeArguments) -> tuple[PreTrain
     record_path = int8_dir / "quantization.json"
     record = json.loads(record_path.read_text()) if record_path.is_file() else {}
     settings = record.get("settings", {})
-    chosen = ("activations", "exporter", "per_channel", "reduce_range")
+    onnx_options = ("activations", "exporter", "per_channel", "reduce_range")
+    chosen = ("engine",) + (onnx_options if options.engine == "onnxruntime" else ())
     # reused only if made from these very weights the same way (a retrained student gets a new int8 copy)
     if (
         record.get("source_weights_sha256") != weights_digest(student_dir)
-        or any(settings.get(name) != getattr(options, name) for name in chosen)
-        or options.weight_type not in ("auto", settings.get("weight_type"))
-    ):
+        or any(settings.get(name, "onnxruntime" if name == "engine" else None) != getattr(options, name)
+               for name in chosen)
+        or (options.engine == "onnxruntime" and options.weight_type not in ("auto", settings.get("weight_type")))
+    ):  # fmt: skip
         quantize_saved_model(options)
-    return onnx_class(args.task).from_pretrained(int8_dir, threads=torch.get_num_threads()), int8_dir
+    return load_int8_model(int8_dir, args.task, threads=torch.get_num_threads()), int8_dir
 
 
 @dataclasses.dataclass(frozen=True)
@@ -131,6 +133,10 @@ def check_inputs(args: RecipeArguments) -> CheckedInputs:
         from ..onnx.export import require_onnx
 
         require_onnx()
+        if args.int8_engine == "ctranslate2":
+            from ..quantization.ctranslate2_int8 import require_ctranslate2
+
+            require_ctranslate2()
     if args.push_to_hub:  # a bad token or name fails now
         args = dataclasses.replace(args, hub_model_id=hub_repository(args))
     source = teacher_source(args)
