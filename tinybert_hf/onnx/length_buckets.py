@@ -42,8 +42,9 @@ def length_groups(
     Returns:
         `list[np.ndarray]`: row indices of each group (into `lengths`), shortest rows first.
 
-    >>> [group.tolist() for group in length_groups(np.array([5, 60, 6, 58]))]
-    [[0, 2], [3, 1]]
+    >>> short, long = length_groups(np.array([5, 60, 6, 58]))
+    >>> short.tolist(), long.tolist()
+    ([0, 2], [3, 1])
     """
     order = np.argsort(lengths, kind="stable")
     ordered = lengths[order]
