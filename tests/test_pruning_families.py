@@ -5,6 +5,7 @@ classes load without `tinybert_hf`."""
 from __future__ import annotations
 
 import copy
+import json
 import subprocess
 import sys
 import textwrap
@@ -25,9 +26,13 @@ from transformers import (
 
 from tinybert_hf.errors import BadInputError
 from tinybert_hf.models.tinybert.modeling_tinybert import TinyBertPreTrainedModel
+from tinybert_hf.onnx.export import export_saved_model
+from tinybert_hf.onnx.modeling_onnx import OnnxModelForSequenceClassification
 from tinybert_hf.pruning.importance import compute_importance
 from tinybert_hf.pruning.layouts import layout_of
 from tinybert_hf.pruning.structured import PruningPlan, apply_plan, prune
+from tinybert_hf.quantization.arguments import QuantizeArguments
+from tinybert_hf.quantization.onnx_int8 import quantize_saved_model
 
 # hidden 24 is neither the vocabulary (99), the labels (2) nor MPNet's position buckets (32): pruning finds the
 # hidden axes of tensors outside the layers by their length
@@ -229,3 +234,27 @@ def test_what_a_family_cannot_do_is_a_clear_error_before_any_work():
         prune(family_model("electra"), calibration(), hidden_size=12, num_attention_heads=2, show_progress=False)
     with pytest.raises(ValueError, match="keeps layer 0 first"):
         apply_plan(family_model("modernbert"), PruningPlan(layers=[1, 2], heads=[[0, 1, 2, 3]] * 2, neurons=[[0]] * 2))
+
+
+@pytest.mark.parametrize("family", STOCK_FAMILIES)
+def test_a_pruned_stock_student_exports_to_onnx_and_int8(family, tmp_path, tiny_tokenizer):
+    """The same checks as a TinyBERT student's: the fp32 graph computes the model's logits, the int8 one is close,
+    and both are served by the ONNX classes."""
+    torch.manual_seed(0)
+    config = FAMILIES[family]()
+    config.initializer_range = 0.2  # logits of a trained model's size
+    teacher = AutoModelForSequenceClassification.from_config(config).eval()
+    heads, hidden = (2, 12) if family == "modernbert" else (4, 16)
+    student, _ = prune(teacher, calibration(), num_hidden_layers=2, hidden_size=hidden, num_attention_heads=heads,
+                       intermediate_size=10, importance="activation", show_progress=False)  # fmt: skip
+    student.save_pretrained(tmp_path / "student")
+    tiny_tokenizer.save_pretrained(tmp_path / "student")
+    fp32_dir = export_saved_model(tmp_path / "student", tmp_path / "student-onnx")
+    quantize_saved_model(QuantizeArguments(model=str(tmp_path / "student")))
+    inputs = {**batch(), "token_type_ids": torch.zeros(3, 9, dtype=torch.long)}
+    expected = logits(student)
+    fp32 = OnnxModelForSequenceClassification.from_pretrained(fp32_dir)(**inputs).logits
+    int8 = OnnxModelForSequenceClassification.from_pretrained(tmp_path / "student-int8")(**inputs).logits
+    torch.testing.assert_close(fp32, expected, rtol=1e-4, atol=1e-4)
+    assert expected.abs().max() > 0.05 and (int8 - expected).abs().max() < 0.2 * expected.abs().max()
+    assert json.loads((tmp_path / "student-int8" / "config.json").read_text())["model_type"] == config.model_type

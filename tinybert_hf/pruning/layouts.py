@@ -208,14 +208,14 @@ LAYOUTS: dict[str, EncoderLayout] = {
 PRUNABLE_MODEL_TYPES = tuple(LAYOUTS)
 
 
-def layout_of(model: nn.Module) -> EncoderLayout:
-    """The [`EncoderLayout`] of `model`'s family; a [`BadInputError`] naming the families that have one otherwise."""
-    config = getattr(model, "config", None)
+def layout_of_config(config) -> EncoderLayout:
+    """The [`EncoderLayout`] of the family `config` describes; a [`BadInputError`] naming the families that have one
+    otherwise (checked before any work: the recipe asks it of a teacher's config before loading its weights)."""
     model_type = getattr(config, "model_type", None)
     if model_type not in LAYOUTS:
         raise BadInputError(
-            f"Structured pruning knows the layout of {', '.join(PRUNABLE_MODEL_TYPES)} models; "
-            f"{type(model).__name__} is a {model_type!r} model. Use a random or general-distilled student instead."
+            f"Structured pruning knows the layout of {', '.join(PRUNABLE_MODEL_TYPES)} models, not of a "
+            f"{model_type!r} model. Use a random or general-distilled student instead."
         )
     if model_type == "deberta-v2" and getattr(config, "conv_kernel_size", 0):
         raise BadInputError(
@@ -225,4 +225,9 @@ def layout_of(model: nn.Module) -> EncoderLayout:
     return LAYOUTS[model_type]
 
 
-__all__ = ["LAYOUTS", "PRUNABLE_MODEL_TYPES", "EncoderLayout", "layout_of"]
+def layout_of(model: nn.Module) -> EncoderLayout:
+    """The [`EncoderLayout`] of `model`'s family (see [`layout_of_config`])."""
+    return layout_of_config(getattr(model, "config", None))
+
+
+__all__ = ["LAYOUTS", "PRUNABLE_MODEL_TYPES", "EncoderLayout", "layout_of", "layout_of_config"]

@@ -39,7 +39,7 @@ from ..evaluation.speed_and_size import parameter_count
 from ..models.tinybert.configuration_tinybert import TinyBertConfig, divisors_near
 from ..models.tinybert.conversion import as_tinybert, uniform_layer_subset
 from .importance import IMPORTANCE_METHODS, Importance, compute_importance
-from .layouts import LAYOUTS, EncoderLayout, layout_of
+from .layouts import EncoderLayout, layout_of, layout_of_config
 
 logger = logging.get_logger(__name__)
 
@@ -121,7 +121,7 @@ def plan_for_shape(
     Returns:
         [`PruningPlan`]
     """
-    layout = _layout_of_config(config)
+    layout = layout_of_config(config)
     source_layers = layout.shape(config, "num_hidden_layers")
     source_hidden, source_head_size = layout.shape(config, "hidden_size"), layout.head_size(config)
     source_heads = [layout.heads_of_layer(config, i) for i in range(source_layers)]
@@ -223,7 +223,7 @@ def plan_for_ratios(
             )
     if allocation not in ("per_layer", "global"):
         raise ValueError(f"`allocation` must be 'per_layer' or 'global', got {allocation!r}.")
-    layout = _layout_of_config(config)
+    layout = layout_of_config(config)
     if layout.head_bias and head_ratio:
         raise BadInputError(
             f"A {config.model_type} model shares one position bias per head across its layers, so every layer must "
@@ -234,6 +234,17 @@ def plan_for_ratios(
         layers=layers,
         heads=_allocate(importance.heads, head_ratio, allocation),
         neurons=_allocate(importance.neurons, ffn_ratio, allocation),
+    )
+
+
+def whole_layers_plan(model: PreTrainedModel, layers: Sequence[int]) -> PruningPlan:
+    """The plan that keeps `layers` of `model` whole (every head and neuron, the full width): a shallower copy of the
+    chosen layers, for any family of `layouts.LAYOUTS`."""
+    layout, config = layout_of(model), model.config
+    return PruningPlan(
+        layers=list(layers),
+        heads=[list(range(layout.heads_of_layer(config, i))) for i in layers],
+        neurons=[list(range(layout.intermediate_size_of_layer(config, i))) for i in layers],
     )
 
 
@@ -653,15 +664,6 @@ def _prune_tensor(
     return name, keep_hidden_axes(tensor)
 
 
-def _layout_of_config(config) -> EncoderLayout:
-    if isinstance(config, TinyBertConfig):
-        return LAYOUTS["tinybert"]
-    layout = LAYOUTS.get(getattr(config, "model_type", None))
-    if layout is None:
-        raise BadInputError(f"Structured pruning knows no {getattr(config, 'model_type', None)!r} models.")
-    return layout
-
-
 def _source_model(model: PreTrainedModel) -> PreTrainedModel:
     """What pruning works on: a BERT model's TinyBERT twin (per-layer shapes), any other family as it is."""
     if getattr(model.config, "model_type", None) == "bert":
@@ -684,4 +686,5 @@ __all__ = [
     "plan_for_ratios",
     "plan_for_shape",
     "prune",
+    "whole_layers_plan",
 ]
