@@ -133,4 +133,5 @@ def test_an_mpnet_teacher_teaches_a_random_tinybert_student_and_a_pruned_mpnet_o
     assert type(loaded).__name__ == "MPNetForSequenceClassification"
     assert "student (int8 ONNX)" in results["models"]
     assert 0.0 <= results["models"]["student (int8 ONNX)"]["test"]["accuracy"] <= 1.0
-    assert "mpnet" in (output / "README.md").read_text()
+    card = (output / "README.md").read_text()
+    assert "A 2x24 MPNet student" in card and "trust_remote_code" not in card and "import tinybert_hf" not in card
