@@ -16,7 +16,8 @@ itself (`python -m tinybert_hf distill`, one process, the README defaults otherw
 Every model is scored on the Rotten Tomatoes test split and on the held-out IMDB and tweet sets
 (`benchmarks/heldout_sets.py`; scored only). Speed is the recipe's own side-by-side measurement (teacher and
 students interleaved in one process, 2 threads): throughput at batch 32 x 64 tokens, latency at batch 1. A finished
-run is kept, so rerunning the benchmark resumes. Writes `benchmarks/results/base_teacher.{json,md}`.
+run is kept, so rerunning the benchmark resumes. Writes `benchmarks/results/base_teacher{tag}.{json,md}`; a variant
+(`--tag -long --teacher <first run>/teacher -- --intermediate_epochs 2 ...`) gets its own directories and files.
 """
 
 from __future__ import annotations
@@ -33,18 +34,20 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from heldout_sets import LABEL_MAP_FOR_ROTTEN_TOMATOES, write_heldout_sets  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
-RESULTS = ROOT / "benchmarks" / "results" / "base_teacher"
+RESULTS_DIR = ROOT / "benchmarks" / "results"
 STEPS = ("teacher", "augmentation", "student_init", "student_intermediate", "student", "student-int8")
 GOALS = {"fp32_speedup": 10.0, "int8_speedup": 15.0, "in_domain_percent": 98.0}
 
 
-def run_init(init: str, work: Path, teacher_options: list[str], heldout: list[str], extra: list[str]) -> dict:
-    output = work / f"run-{init}"
+def run_init(
+    init: str, work: Path, teacher_options: list[str], heldout: list[str], extra: list[str], tag: str = ""
+) -> dict:
+    output = work / f"run-{init}{tag}"
     if not (output / "results.json").is_file():
         command = [sys.executable, "-m", "tinybert_hf", "distill", *teacher_options, "--student_init", init,
                    "--output_dir", str(output), *heldout, *extra]  # fmt: skip
         print(f"[{time.strftime('%H:%M:%S')}] {init}: {' '.join(command[3:])}", flush=True)
-        with open(work / f"run-{init}.log", "a") as log:
+        with open(work / f"run-{init}{tag}.log", "a") as log:
             subprocess.run(command, check=True, stdout=log, stderr=subprocess.STDOUT, env=os.environ)
     return json.loads((output / "results.json").read_text())
 
@@ -142,9 +145,11 @@ def markdown(summaries: list[dict], command: str) -> str:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--teacher_backbone", required=True, help="The unpacked all-mpnet-base-v2 directory.")
+    parser.add_argument("--teacher_backbone", default=None, help="The unpacked all-mpnet-base-v2 directory.")
     parser.add_argument("--work_dir", default="base-teacher", help="Where the runs are written (kept: resumable).")
     parser.add_argument("--inits", default="random,pruned-teacher", help="Student inits, the first fine-tunes.")
+    parser.add_argument("--tag", default="", help="Suffix of the run directories of these inits (a variant).")
+    parser.add_argument("--teacher", default=None, help="A teacher fine-tuned by an earlier run (skips fine-tuning).")
     parser.add_argument("--heldout_dir", default=None, help="Where imdb.csv / tweets.csv are (written if absent).")
     parser.add_argument("extra", nargs=argparse.REMAINDER, help="More `tinybert-hf distill` options after `--`.")
     args = parser.parse_args()
@@ -156,15 +161,18 @@ def main() -> None:
     extra = [item for item in args.extra if item != "--"]
     inits = [init.strip() for init in args.inits.split(",") if init.strip()]
     summaries = []
-    first = f"run-{inits[0]}"
+    first = f"run-{inits[0]}{args.tag}"
     for index, init in enumerate(inits):
-        if index == 0:
+        if args.teacher:
+            teacher_options = ["--teacher", args.teacher]
+        elif index == 0:
             teacher_options = ["--teacher_backbone", args.teacher_backbone, "--teacher_learning_rate", "3e-5"]
         else:
             teacher_options = ["--teacher", str(work / first / "teacher")]
-        results = run_init(init, work, teacher_options, heldout, extra)
-        summaries.append(summarize(init, work / f"run-{init}", results))
+        results = run_init(init, work, teacher_options, heldout, extra, args.tag)
+        summaries.append(summarize(init + args.tag, work / f"run-{init}{args.tag}", results))
     command = "python benchmarks/base_teacher.py " + " ".join(sys.argv[1:])
+    RESULTS = RESULTS_DIR / f"base_teacher{args.tag}"
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
     RESULTS.with_suffix(".json").write_text(json.dumps({"command": command, "runs": summaries}, indent=2) + "\n")
     RESULTS.with_suffix(".md").write_text(markdown(summaries, command))
