@@ -15,5 +15,5 @@ def test_a_card_needs_the_runs_record(tmp_path):
 def test_the_template_ships_in_model_cards():
     text = template_path().read_text()
     assert template_path().resolve().parent.name == "model_cards"  # the package's templates/ links to it
-    for field in ("{{ card_data }}", "{{ results_rows }}", "{{ stage_lines }}", "trust_remote_code=True"):
+    for field in ("{{ card_data }}", "{{ results_rows }}", "{{ stage_lines }}", "{{ family }}", "{{ load_section }}"):
         assert field in text

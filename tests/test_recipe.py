@@ -7,10 +7,15 @@ from dataclasses import asdict
 import pytest
 import torch
 from datasets import Dataset
-from transformers import BertForSequenceClassification, BertModel, MPNetConfig, MPNetModel
+from transformers import (
+    AutoModelForSequenceClassification,
+    BertForSequenceClassification,
+    BertModel,
+    MPNetConfig,
+    MPNetModel,
+)
 
 from tinybert_hf import TinyBertForSequenceClassification
-from tinybert_hf.errors import BadInputError
 from tinybert_hf.recipe.arguments import RecipeArguments
 from tinybert_hf.recipe.run import run_recipe
 from tinybert_hf.recipe.steps import build_student
@@ -98,22 +103,35 @@ def test_run_recipe_changes_none_of_its_arguments(tmp_path, tiny_tokenizer):
     assert intermediate["attention_loss"] == "mse"  # 'auto': the teacher's scores, heads that pair (4 and 4)
 
 
-def test_an_mpnet_teacher_teaches_a_random_tinybert_student_through_attention_relations(tmp_path, tiny_tokenizer):
-    """The recipe takes an encoder outside BERT's layout for a TinyBERT student: 'auto' picks the relation loss
-    (MPNet's scores hold its relative position bias), and the teacher never sees the token types it has no table
-    for. Cutting the student from such a teacher is refused before any work, naming the init that works."""
+def test_an_mpnet_teacher_teaches_a_random_tinybert_student_and_a_pruned_mpnet_one(tmp_path, tiny_tokenizer):
+    """The recipe takes an encoder outside BERT's layout. A random student is a TinyBERT: 'auto' picks the relation
+    loss (MPNet's scores hold its relative position bias), and the teacher never sees the token types it has no
+    table for. A student cut from it stays an MPNet, with its int8 ONNX twin, that the Auto classes load, and the
+    fine-tuned teacher of the first run is reused as `--teacher`."""
     torch.manual_seed(0)
     backbone = MPNetModel(MPNetConfig(vocab_size=99, hidden_size=32, num_hidden_layers=2, num_attention_heads=4,
                                       intermediate_size=37))  # fmt: skip
     args = tiny_run(tmp_path, tiny_tokenizer, backbone, student_init="random")
-    with pytest.raises(
-        BadInputError, match="`--student_init pruned-teacher` builds the student.*--student_init random"
-    ):
-        run_recipe(dataclasses.replace(args, student_init="pruned-teacher"))
-    assert not (tmp_path / "run").exists()  # refused before anything was written
     results = run_recipe(args)
     stages = results["distillation"]["stages"]
     assert stages[0]["attention_loss"] == "relation"
     student = results["models"]["student (distilled)"]
     assert 0.0 <= student["test"]["accuracy"] <= 1.0 and student["shape"] == "2x24"
     assert json.loads((tmp_path / "run" / "student" / "config.json").read_text())["model_type"] == "tinybert"
+
+    pruned_args = dataclasses.replace(
+        args, output_dir=str(tmp_path / "pruned"), teacher=str(tmp_path / "run" / "teacher"), teacher_backbone=None,
+        student_init="pruned-teacher", int8=True,
+    )  # fmt: skip
+    results = run_recipe(pruned_args)
+    assert results["distillation"]["stages"][0]["attention_loss"] == "relation"
+    output = tmp_path / "pruned" / "student"
+    config = json.loads((output / "config.json").read_text())
+    assert config["model_type"] == "mpnet" and config["hidden_size"] == 24 and config["num_hidden_layers"] == 2
+    assert not (output / "fit_dense.safetensors").exists()  # the projection served distillation only
+    loaded = AutoModelForSequenceClassification.from_pretrained(output)
+    assert type(loaded).__name__ == "MPNetForSequenceClassification"
+    assert "student (int8 ONNX)" in results["models"]
+    assert 0.0 <= results["models"]["student (int8 ONNX)"]["test"]["accuracy"] <= 1.0
+    card = (output / "README.md").read_text()
+    assert "A 2x24 MPNet student" in card and "trust_remote_code" not in card and "import tinybert_hf" not in card

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from contextlib import nullcontext
+from dataclasses import dataclass
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -20,7 +21,7 @@ import torch
 from datasets import Dataset
 from transformers import PreTrainedModel, Trainer
 from transformers.modeling_outputs import SequenceClassifierOutput
-from transformers.utils import logging
+from transformers.utils import ModelOutput, logging
 
 from ..data.tasks import task_of_model_class
 from ..errors import BadInputError, NonFiniteLossError
@@ -33,6 +34,7 @@ from .attention_capture import (
     attention_recording_error,
     record_attention,
 )
+from .hidden_projection import attach_hidden_projection, load_projection, save_projection, split_projection
 from .layer_mapping import resolve_layer_mapping
 from .losses import (
     attention_kl,
@@ -109,6 +111,7 @@ class DistillationTrainer(Trainer):
         self.layer_mapping = self._check_compatibility(model, teacher_model, args)
         # what the teacher's forward takes (MPNet, DistilBERT and RoBERTa-family teachers take no token types)
         self._teacher_input_names = forward_input_names(teacher_model)
+        self._student_input_names = forward_input_names(model) if model is not None else None
         if teacher_processing_class is not None and kwargs.get("processing_class") is not None:
             check_same_vocabulary(teacher_processing_class, kwargs["processing_class"])
         super().__init__(model=model, args=args, **kwargs)
@@ -145,16 +148,18 @@ class DistillationTrainer(Trainer):
         if not intermediate:
             mapping = None
         else:
-            if not isinstance(student, TinyBertPreTrainedModel):
-                raise BadInputError(
-                    f"Intermediate-layer losses need a TinyBERT student (attention scores, fit_dense), got "
-                    f"{type(student).__name__}; use a TinyBert* class or set stage='prediction'."
-                )
+            tinybert = isinstance(student, TinyBertPreTrainedModel)
             mapping = resolve_layer_mapping(
                 args.layer_mapping, teacher_config.num_hidden_layers, student_config.num_hidden_layers
             )
             student_width, teacher_width = student_config.hidden_size, teacher_config.hidden_size
-            projected = student_width == teacher_width or student_config.fit_size == teacher_width
+            if not tinybert and (weights["embedding"] or weights["hidden"]) and student_width != teacher_width:
+                attach_hidden_projection(student, teacher_width)  # a stock-family student has no fit_dense
+            projected = student_width == teacher_width or not tinybert or student_config.fit_size == teacher_width
+            if weights["attention"] and not tinybert:
+                unsupported = attention_recording_error(student, scores=args.attention_loss != "relation")
+                if unsupported:
+                    raise BadInputError(f"The student cannot take the attention loss: {unsupported}")
             if (weights["embedding"] or weights["hidden"]) and not projected:
                 raise BadInputError(
                     f"The student is {student_width} wide and the teacher {teacher_width}, but the student's "
@@ -186,7 +191,7 @@ class DistillationTrainer(Trainer):
     @staticmethod
     def _check_same_heads(student_config, teacher_config, mapping: list[int]) -> None:
         for student_layer, teacher_layer in enumerate(mapping):
-            student_heads = student_config.num_attention_heads_of_layer(student_layer)
+            student_heads = _heads_of_layer(student_config, student_layer)
             teacher_heads = teacher_config.num_attention_heads
             if student_heads != teacher_heads:
                 raise BadInputError(
@@ -290,6 +295,21 @@ class DistillationTrainer(Trainer):
                 )
         super()._save_checkpoint(model, trial)
 
+    def _save(self, output_dir: str | None = None, state_dict: dict | None = None) -> None:
+        """[`Trainer._save`]; a stock-family student's attached `fit_dense` goes to `fit_dense.safetensors`, beside
+        (not inside) the weights its Auto classes load."""
+        student = self.accelerator.unwrap_model(self.model)
+        if isinstance(student, TinyBertPreTrainedModel) or "fit_dense" not in student._modules:
+            return super()._save(output_dir, state_dict)
+        model_state, projection_state = split_projection(student.state_dict() if state_dict is None else state_dict)
+        super()._save(output_dir, model_state)
+        if self.args.should_save:
+            save_projection(projection_state, output_dir if output_dir is not None else self.args.output_dir)
+
+    def _load_from_checkpoint(self, resume_from_checkpoint: str, model=None) -> None:
+        super()._load_from_checkpoint(resume_from_checkpoint, model)
+        load_projection(self.accelerator.unwrap_model(model or self.model), resume_from_checkpoint)
+
     def _check_finite(self, parts: dict[str, torch.Tensor], model) -> None:
         """Stop before a NaN or infinite loss part reaches the gradients (one host sync per micro-batch)."""
         values = torch.stack([value.detach().float().reshape(()) for value in parts.values()])
@@ -341,20 +361,31 @@ class DistillationTrainer(Trainer):
         model_inputs = dict(inputs)
         labels = model_inputs.pop("labels", None)
         cached_logits = model_inputs.pop(TEACHER_LOGITS_COLUMN, None)
+        student = self.accelerator.unwrap_model(model)
+        tinybert = isinstance(student, TinyBertPreTrainedModel)
+        scores = bool(weights["attention"]) and not relation
         student_recording = (
-            record_attention(self.accelerator.unwrap_model(model), scores=False, projections=True)
-            if relation
+            record_attention(student, scores=scores and not tinybert, projections=relation)
+            if relation or (scores and not tinybert)
             else nullcontext()
         )
         with student_recording as student_attention:
             # labels only when the hard-label loss is on; a base-model student (general distillation) takes none
             student_inputs = {**model_inputs, "labels": labels} if weights["hard_label"] else model_inputs
-            student_outputs = model(
-                **student_inputs,
-                output_hidden_states=intermediate,
-                output_attention_scores=bool(weights["attention"]) and not relation,
-                output_fit_hidden_states=bool(weights["embedding"] or weights["hidden"]),
-            )
+            if tinybert:
+                student_outputs = model(
+                    **student_inputs,
+                    output_hidden_states=intermediate,
+                    output_attention_scores=scores,
+                    output_fit_hidden_states=bool(weights["embedding"] or weights["hidden"]),
+                )
+            else:  # a stock-family student: scores recorded, hidden states projected by the attached fit_dense
+                student_inputs = accepted_inputs(student_inputs, self._student_input_names)
+                student_outputs = _EncoderStudentOutput.of(
+                    model(**student_inputs, output_hidden_states=intermediate),
+                    student_attention if scores else None,
+                    student._modules.get("fit_dense"),
+                )
         if cached_logits is not None and not intermediate:
             teacher_outputs, teacher_attention = SequenceClassifierOutput(logits=cached_logits), None
         else:
@@ -648,6 +679,38 @@ def check_same_vocabulary(teacher_tokenizer, student_tokenizer) -> None:
 def _nonfinite_parameters(model: torch.nn.Module) -> list[str]:
     """Names of the parameters holding a NaN or an infinity."""
     return [name for name, parameter in model.named_parameters() if not torch.isfinite(parameter).all()]
+
+
+@dataclass
+class _EncoderStudentOutput(ModelOutput):
+    """A stock-family student's output in the shape `compute_loss_parts` reads from a TinyBERT student's."""
+
+    loss: torch.Tensor | None = None
+    logits: torch.Tensor | None = None
+    hidden_states: tuple[torch.Tensor, ...] | None = None
+    attention_scores: list[torch.Tensor] | None = None
+    fit_hidden_states: tuple[torch.Tensor, ...] | None = None
+
+    @classmethod
+    def of(cls, outputs, attention: AttentionRecord | None, projection: torch.nn.Module | None):
+        hidden_states = getattr(outputs, "hidden_states", None)
+        fit = hidden_states
+        if hidden_states is not None and projection is not None:
+            fit = tuple(projection(state) for state in hidden_states)
+        return cls(
+            loss=getattr(outputs, "loss", None),
+            logits=getattr(outputs, "logits", None),
+            hidden_states=hidden_states,
+            attention_scores=None if attention is None else attention.scores,
+            fit_hidden_states=fit,
+        )
+
+
+def _heads_of_layer(config, layer: int) -> int:
+    """Attention heads of one layer (pruned TinyBERT layers differ; a stock config has one count)."""
+    if hasattr(config, "num_attention_heads_of_layer"):
+        return config.num_attention_heads_of_layer(layer)
+    return config.num_attention_heads
 
 
 def _attention_width(config, layer: int) -> int:

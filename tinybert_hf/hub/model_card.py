@@ -134,8 +134,13 @@ def render_model_card(results: dict, repo_id: str | None = None) -> ModelCard:
         "stage_lines": "\n".join(_stage_lines(results)),
         "seed": settings["seed"],
         "wall_minutes": f"{results['wall_seconds'] / 60:.1f}",
-        "auto_class": f"AutoModel{TASKS[settings['task']].head}",
-        "pipeline_tag": card_data.pipeline_tag,
+        "family": FAMILY_NAMES.get(student.get("model_type", "tinybert"), student.get("model_type")),
+        "load_section": _load_section(
+            student.get("model_type", "tinybert"),
+            f"AutoModel{TASKS[settings['task']].head}",
+            repo_id,
+            card_data.pipeline_tag,
+        ),
         "int8_section": _int8_section(models, first),
         "heldout_section": _heldout_section(results, first),
         "heldout_limits": "Beyond it, it was scored on the held-out sets above only."
@@ -144,6 +149,73 @@ def render_model_card(results: dict, repo_id: str | None = None) -> ModelCard:
         "transfer_description": _transfer_description(results.get("transfer")),
     }
     return ModelCard.from_template(card_data, template_path=str(template_path()), **values)
+
+
+# model_type -> the family's name in a card's first line
+FAMILY_NAMES = {
+    "tinybert": "TinyBERT",
+    "bert": "BERT",
+    "roberta": "RoBERTa",
+    "xlm-roberta": "XLM-RoBERTa",
+    "camembert": "CamemBERT",
+    "electra": "ELECTRA",
+    "distilbert": "DistilBERT",
+    "mpnet": "MPNet",
+    "modernbert": "ModernBERT",
+    "deberta-v2": "DeBERTa-v2",
+}
+
+_TINYBERT_LOADING = """With the package installed (`pip install tinybert-hf`), the Auto classes know the `tinybert`
+model type:
+
+```python
+import tinybert_hf  # registers the TinyBERT classes
+from transformers import {auto_class}, AutoTokenizer
+
+model = {auto_class}.from_pretrained("{repo_id}")
+tokenizer = AutoTokenizer.from_pretrained("{repo_id}")
+```
+
+Without it, the modeling code shipped with the weights is used:
+
+```python
+from transformers import {auto_class}
+
+model = {auto_class}.from_pretrained("{repo_id}", trust_remote_code=True)
+```
+
+Or as a pipeline:
+
+```python
+from transformers import pipeline
+
+classifier = pipeline("{pipeline_tag}", model="{repo_id}", trust_remote_code=True)
+```"""
+
+_STOCK_LOADING = """The student is a stock {family} model (cut from its teacher, in the teacher's own architecture):
+transformers loads it as it is, with no custom code and without tinybert-hf:
+
+```python
+from transformers import {auto_class}, AutoTokenizer
+
+model = {auto_class}.from_pretrained("{repo_id}")
+tokenizer = AutoTokenizer.from_pretrained("{repo_id}")
+```
+
+Or as a pipeline:
+
+```python
+from transformers import pipeline
+
+classifier = pipeline("{pipeline_tag}", model="{repo_id}")
+```"""
+
+
+def _load_section(model_type: str, auto_class: str, repo_id: str, pipeline_tag: str) -> str:
+    """How to load the student: a TinyBERT needs the package or its shipped code, a stock family needs neither."""
+    template = _TINYBERT_LOADING if model_type == "tinybert" else _STOCK_LOADING
+    family = FAMILY_NAMES.get(model_type, model_type)
+    return template.format(auto_class=auto_class, repo_id=repo_id, pipeline_tag=pipeline_tag, family=family)
 
 
 def _heldout_section(results: dict, first: str) -> str:

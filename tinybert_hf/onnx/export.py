@@ -236,10 +236,12 @@ def load_task_model(model_path: str | Path) -> PreTrainedModel:
     if not list(directory.glob("*.safetensors")):
         raise FileNotFoundError(f"{directory} has no *.safetensors weights; save the model with save_pretrained.")
     config = AutoConfig.from_pretrained(directory)
-    if config.model_type not in ("tinybert", "bert"):
+    from ..pruning.layouts import PRUNABLE_MODEL_TYPES  # the families students are made of
+
+    if config.model_type not in PRUNABLE_MODEL_TYPES:
         raise ValueError(
-            f"{directory} holds a {config.model_type!r} model; ONNX export and int8 quantization support TinyBERT "
-            "and BERT encoders (the graph patterns ONNX Runtime's BERT optimizer knows)."
+            f"{directory} holds a {config.model_type!r} model; ONNX export and int8 quantization support the student "
+            f"families ({', '.join(PRUNABLE_MODEL_TYPES)})."
         )
     architecture = (config.architectures or [""])[0]
     auto_class = AutoModelForTokenClassification if "TokenClassification" in architecture else None

@@ -1,4 +1,4 @@
-"""How much each structure of a TinyBERT encoder matters, measured on a little calibration data.
+"""How much each structure of an encoder (any family of `layouts.LAYOUTS`) matters, measured on calibration data.
 
 Structured pruning (`pruning.py`) removes whole layers, attention heads, per-head query/key and value dimensions,
 FFN neurons and hidden (residual) channels. This module scores each of them, higher meaning "keep":
@@ -20,9 +20,11 @@ from dataclasses import dataclass
 
 import torch
 from tqdm.auto import tqdm
+from transformers import PreTrainedModel
 from transformers.utils import logging
 
-from ..models.tinybert.modeling_tinybert import TinyBertPreTrainedModel
+from ..distillation.teacher_cache import accepted_inputs, forward_input_names
+from .layouts import layout_of
 
 logger = logging.get_logger(__name__)
 
@@ -32,7 +34,7 @@ IMPORTANCE_METHODS = ("activation", "taylor", "magnitude")
 @dataclass
 class Importance:
     r"""
-    Scores of every prunable structure of a TinyBERT encoder (higher is more important).
+    Scores of every prunable structure of an encoder (higher is more important).
 
     Args:
         method (`str`):
@@ -64,7 +66,7 @@ class Importance:
 
 
 def compute_importance(
-    model: TinyBertPreTrainedModel,
+    model: PreTrainedModel,
     batches: Iterable[dict[str, torch.Tensor]] | None = None,
     method: str = "activation",
     show_progress: bool = True,
@@ -73,8 +75,10 @@ def compute_importance(
     Score every layer, head, head dimension, FFN neuron and hidden channel of `model`.
 
     Args:
-        model ([`TinyBertPreTrainedModel`]):
-            The model to score. It is not changed: its training mode is restored and no gradient is left behind.
+        model ([`PreTrainedModel`]):
+            The model to score: TinyBERT, or any family of `layouts.LAYOUTS` (BERT, RoBERTa, DistilBERT, MPNet,
+            ModernBERT, DeBERTa-v2, ...). It is not changed: its training mode is restored and no gradient is left
+            behind.
         batches (`Iterable[dict[str, torch.Tensor]]`, *optional*):
             Tokenized calibration batches (`input_ids`, `attention_mask`, ...; `labels` for `"taylor"`), e.g. a
             `DataLoader`. A few hundred examples suffice. Not needed for `"magnitude"`.
@@ -103,16 +107,13 @@ def compute_importance(
     """
     if method not in IMPORTANCE_METHODS:
         raise ValueError(f"`method` must be one of {IMPORTANCE_METHODS}, got {method!r}.")
-    if not isinstance(model, TinyBertPreTrainedModel):
-        raise TypeError(
-            f"compute_importance scores TinyBERT models, got {type(model).__name__}; convert a BERT model first with "
-            "`tinybert_hf.pruning.structured.as_tinybert(model)`."
-        )
+    layout_of(model)  # a BadInputError for a family without a described layout, before any work
     if method == "magnitude":
         return _magnitude_importance(model)
     if batches is None:
         raise ValueError(f"`method={method!r}` measures on calibration data: pass `batches` (tokenized inputs).")
     recorder = _ActivationRecorder(model, taylor=method == "taylor")
+    input_names = forward_input_names(model)
     was_training = model.training
     model.eval()
     device = next(model.parameters()).device
@@ -126,6 +127,7 @@ def compute_importance(
         for batch in tqdm(batches, desc=f"{method} importance", disable=not show_progress):
             batch = {key: value.to(device) for key, value in batch.items() if isinstance(value, torch.Tensor)}
             batch.pop("teacher_logits", None)
+            batch = accepted_inputs(batch, input_names)  # e.g. no `token_type_ids` for MPNet or DistilBERT
             if method != "taylor":
                 batch.pop("labels", None)  # no loss needed
             recorder.start_batch(batch)
@@ -162,12 +164,14 @@ def compute_importance(
 class _ActivationRecorder:
     """Forward hooks that sum per-example scores over calibration batches (activations, or activation x gradient)."""
 
-    def __init__(self, model: TinyBertPreTrainedModel, taylor: bool):
+    def __init__(self, model: PreTrainedModel, taylor: bool):
         self.model = model
         self.taylor = taylor
+        self.layout = layout = layout_of(model)
         config = model.config
-        self.head_size = config.head_size
-        layers = model.base_model.encoder.layer
+        self.head_size = layout.head_size(config)
+        self.hidden_size = layout.shape(config, "hidden_size")
+        layers = layout.layer_modules(model)
         self.num_layers = len(layers)
         self.sums: dict[str, list[torch.Tensor | float]] = {
             key: [0.0] * self.num_layers for key in ("heads", "value", "query", "key", "neurons", "layers")
@@ -178,16 +182,26 @@ class _ActivationRecorder:
         self.handles = []
         for index, layer in enumerate(layers):
             self.handles += [
-                layer.attention.output.dense.register_forward_pre_hook(self._input_hook("context", index)),
-                layer.attention.self.query.register_forward_hook(self._output_hook("query", index)),
-                layer.attention.self.key.register_forward_hook(self._output_hook("key", index)),
-                layer.output.dense.register_forward_pre_hook(self._input_hook("neurons", index)),
-                layer.attention.output.LayerNorm.register_forward_hook(self._output_hook("channels", index)),
-                layer.output.LayerNorm.register_forward_hook(self._output_hook("channels", index)),
+                layer.get_submodule(layout.attention_output).register_forward_pre_hook(
+                    self._input_hook("context", index)
+                ),
+                layer.get_submodule(layout.ffn_output).register_forward_pre_hook(self._input_hook("neurons", index)),
             ]
-        self.handles.append(
-            model.base_model.embeddings.LayerNorm.register_forward_hook(self._output_hook("channels", -1))
-        )
+            if layout.fused_qkv:
+                fused = layer.get_submodule(layout.fused_qkv)
+                self.handles.append(fused.register_forward_hook(self._output_hook("qkv", index)))
+            else:
+                query, key = layout.linears(layer, layout.queries)[0], layout.linears(layer, layout.keys)[0]
+                self.handles += [
+                    query.register_forward_hook(self._output_hook("query", index)),
+                    key.register_forward_hook(self._output_hook("key", index)),
+                ]
+            for norm in layout.norms:
+                self.handles.append(layer.get_submodule(norm).register_forward_hook(self._output_hook("channels", -1)))
+        for norm in (layout.embedding_norm, layout.final_norm):
+            if norm:
+                module = model.base_model.get_submodule(norm)
+                self.handles.append(module.register_forward_hook(self._output_hook("channels", -1)))
 
     def _input_hook(self, kind: str, index: int):
         def hook(module, inputs):
@@ -211,6 +225,10 @@ class _ActivationRecorder:
         self.pending = []
 
     def _record(self, kind: str, index: int, activation: torch.Tensor) -> None:
+        if tuple(activation.shape[:2]) != tuple(self.mask.shape[:2]):
+            return  # not this batch's tokens: DeBERTa-v3 runs its query/key layers over position embeddings too
+        if kind == "channels" and activation.shape[-1] != self.hidden_size:
+            return  # ELECTRA's embedding norm, before the projection to the hidden size
         if self.taylor:
             if activation.requires_grad:
                 activation.retain_grad()
@@ -243,6 +261,12 @@ class _ActivationRecorder:
         mask = self.mask.to(activation.device)
         tokens = self.tokens.to(activation.device)
         batch, seq = activation.shape[:2]
+        if kind == "qkv":  # a fused projection, (batch, seq, 3 * heads * head_size): queries, keys, values
+            query, key, _ = activation.chunk(3, dim=-1)
+            query_gradient, key_gradient, _ = (None, None, None) if gradient is None else gradient.chunk(3, dim=-1)
+            self._add("query", index, query, query_gradient)
+            self._add("key", index, key, key_gradient)
+            return
         if kind in ("context", "query", "key"):
             # (batch, seq, heads, head_size)
             activation = activation.view(batch, seq, -1, self.head_size)
@@ -278,14 +302,15 @@ class _ActivationRecorder:
 
     def importance(self, method: str) -> Importance:
         count = self.num_examples
-        layers = self.model.base_model.encoder.layer
+        layers = self.layout.layer_modules(self.model)
         head_dims, value_dims = [], []
         for index, layer in enumerate(layers):
             query, key = self.sums["query"][index] / count, self.sums["key"][index] / count
             # Query and key dimension d meet in q_d * k_d: both must be large for the dimension to matter.
             head_dims.append((query * key).cpu())
             # A value dimension matters by what reaches the output projection: |context_d| x ||W_o[:, d]||.
-            column_norms = layer.attention.output.dense.weight.detach().float().norm(dim=0).view(-1, self.head_size)
+            output = layer.get_submodule(self.layout.attention_output)
+            column_norms = output.weight.detach().float().norm(dim=0).view(-1, self.head_size)
             value_dims.append(
                 (self.sums["value"][index] / count * column_norms.to(self.sums["value"][index].device)).cpu()
             )
@@ -306,32 +331,47 @@ class _ActivationRecorder:
 
 
 @torch.no_grad()
-def _magnitude_importance(model: TinyBertPreTrainedModel) -> Importance:
+def _magnitude_importance(model: PreTrainedModel) -> Importance:
     """Weight norms: a structure whose weights are small changes the output little (no data needed)."""
-    base = model.base_model
-    head_size = model.config.head_size
+    layout = layout_of(model)
+    head_size = layout.head_size(model.config)
+    hidden_size = layout.shape(model.config, "hidden_size")
     heads, head_dims, value_dims, neurons = [], [], [], []
-    channels = base.embeddings.LayerNorm.weight.detach().float().abs().clone()
-    for layer in base.encoder.layer:
-        attention = layer.attention
+    channels = torch.zeros(hidden_size)
 
-        def row_norms(linear):  # (heads, head_size): norm of each output row, grouped by head
-            return linear.weight.detach().float().norm(dim=1).view(-1, head_size)
+    def add_norm_weight(norm: torch.nn.Module) -> None:
+        nonlocal channels
+        weight = getattr(norm, "weight", None)  # ModernBERT's first attention norm is an Identity
+        if weight is not None and weight.shape == (hidden_size,):
+            channels = channels + weight.detach().float().abs().cpu()
 
-        query, key, value = (
-            row_norms(attention.self.query),
-            row_norms(attention.self.key),
-            row_norms(attention.self.value),
-        )
-        output_columns = attention.output.dense.weight.detach().float().norm(dim=0).view(-1, head_size)
+    def row_norms(weight: torch.Tensor) -> torch.Tensor:  # (heads, head_size): each output row's norm, by head
+        return weight.detach().float().norm(dim=1).view(-1, head_size)
+
+    for norm in (layout.embedding_norm, layout.final_norm):
+        if norm:
+            add_norm_weight(model.base_model.get_submodule(norm))
+    for layer in layout.layer_modules(model):
+        if layout.fused_qkv:
+            query, key, value = (row_norms(w) for w in layer.get_submodule(layout.fused_qkv).weight.chunk(3, dim=0))
+        else:
+            query, key, value = (
+                row_norms(layout.linears(layer, paths)[0].weight)
+                for paths in (layout.queries, layout.keys, layout.values)
+            )
+        output = layer.get_submodule(layout.attention_output).weight.detach().float()
+        output_columns = output.norm(dim=0).view(-1, head_size)
         head_dims.append(query * key)
         value_dims.append(value * output_columns)
         heads.append((query.square() + key.square() + value.square() + output_columns.square()).sum(dim=1).sqrt())
-        up = layer.intermediate.dense.weight.detach().float().norm(dim=1)
-        down = layer.output.dense.weight.detach().float().norm(dim=0)
+        up = layer.get_submodule(layout.ffn_input).weight.detach().float().norm(dim=1)
+        if layout.gated_ffn:  # rows [input | gate]: a neuron needs both
+            up_input, up_gate = up.chunk(2)
+            up = up_input * up_gate
+        down = layer.get_submodule(layout.ffn_output).weight.detach().float().norm(dim=0)
         neurons.append(up * down)
-        channels += attention.output.LayerNorm.weight.detach().float().abs()
-        channels += layer.output.LayerNorm.weight.detach().float().abs()
+        for norm in layout.norms:
+            add_norm_weight(layer.get_submodule(norm))
     return Importance(
         method="magnitude",
         layers=None,

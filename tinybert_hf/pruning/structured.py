@@ -1,4 +1,4 @@
-"""Structured pruning that physically shrinks BERT-family encoders (transformers 5 removed `prune_heads`).
+"""Structured pruning that physically shrinks encoders of every common family (transformers 5 removed `prune_heads`).
 
 A pruned model keeps, by original index, a subset of
 
@@ -15,23 +15,31 @@ source width and the distillation projection `fit_dense` starts as the map that 
 place, so intermediate-layer losses still compare the student with its teacher.
 
 BERT models (`BertModel`, `BertFor*`) are pruned through their TinyBERT twin ([`as_tinybert`]): same parameter
-names and outputs, but a config that can describe per-layer shapes. The source model is never modified.
+names and outputs, but a config that can describe per-layer shapes. Every other family of `layouts.LAYOUTS`
+(RoBERTa, XLM-R, CamemBERT, ELECTRA, DistilBERT, MPNet, ModernBERT, DeBERTa-v2/v3) stays in its own class: the pruned
+model is a stock transformers model that its Auto classes load without `tinybert_hf`, so its shapes must be the same
+in every layer (its config has one head count and one FFN width), and its head width is `hidden / heads`. Its config
+records the kept channels (`pruned_hidden_channels`), from which distillation builds the projection back to the
+teacher's width. The source model is never modified.
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass
 
 import torch
+from torch import nn
 from transformers import PreTrainedModel
 from transformers.utils import logging
 
+from ..errors import BadInputError
 from ..evaluation.speed_and_size import parameter_count
 from ..models.tinybert.configuration_tinybert import TinyBertConfig, divisors_near
 from ..models.tinybert.conversion import as_tinybert, uniform_layer_subset
-from ..models.tinybert.modeling_tinybert import TinyBertPreTrainedModel
 from .importance import IMPORTANCE_METHODS, Importance, compute_importance
+from .layouts import EncoderLayout, layout_of, layout_of_config
 
 logger = logging.get_logger(__name__)
 
@@ -113,11 +121,13 @@ def plan_for_shape(
     Returns:
         [`PruningPlan`]
     """
-    source_layers = config.num_hidden_layers
-    source_heads = [config.num_attention_heads_of_layer(i) for i in range(source_layers)]
-    source_ffn = [config.intermediate_size_of_layer(i) for i in range(source_layers)]
+    layout = layout_of_config(config)
+    source_layers = layout.shape(config, "num_hidden_layers")
+    source_hidden, source_head_size = layout.shape(config, "hidden_size"), layout.head_size(config)
+    source_heads = [layout.heads_of_layer(config, i) for i in range(source_layers)]
+    source_ffn = [layout.intermediate_size_of_layer(config, i) for i in range(source_layers)]
     num_hidden_layers = source_layers if num_hidden_layers is None else num_hidden_layers
-    hidden_size = config.hidden_size if hidden_size is None else hidden_size
+    hidden_size = source_hidden if hidden_size is None else hidden_size
     num_attention_heads = max(source_heads) if num_attention_heads is None else num_attention_heads
     intermediate_size = max(source_ffn) if intermediate_size is None else intermediate_size
     if num_attention_heads < 1 or hidden_size < 1:
@@ -126,8 +136,8 @@ def plan_for_shape(
             "every head or channel; keep at least one."
         )
     if attention_head_size is None:
-        if hidden_size == config.hidden_size and num_attention_heads == config.num_attention_heads:
-            attention_head_size = config.head_size
+        if hidden_size == source_hidden and num_attention_heads == max(source_heads):
+            attention_head_size = source_head_size
         elif hidden_size % num_attention_heads:
             raise ValueError(
                 f"{num_attention_heads} heads do not divide the new hidden size {hidden_size}: choose a head count "
@@ -135,12 +145,18 @@ def plan_for_shape(
             )
         else:
             attention_head_size = hidden_size // num_attention_heads
+    if layout.fixed_head_size and attention_head_size != source_head_size:
+        raise BadInputError(
+            f"A {config.model_type} model's head width is fixed at {source_head_size} (its rotary positions are "
+            f"defined over it), but this shape needs {attention_head_size} ({hidden_size} channels / "
+            f"{num_attention_heads} heads): choose `hidden_size = num_attention_heads * {source_head_size}`."
+        )
     target = {
         "num_hidden_layers": (num_hidden_layers, source_layers),
-        "hidden_size": (hidden_size, config.hidden_size),
+        "hidden_size": (hidden_size, source_hidden),
         "num_attention_heads": (num_attention_heads, min(source_heads)),
         "intermediate_size": (intermediate_size, min(source_ffn)),
-        "attention_head_size": (attention_head_size, config.head_size),
+        "attention_head_size": (attention_head_size, source_head_size),
     }
     for name, (wanted, available) in target.items():
         if not 1 <= wanted <= available:
@@ -149,14 +165,20 @@ def plan_for_shape(
                 f"{available} (every layer)." + (" Choose a smaller student." if wanted > available else "")
             )
     layers = _select_layers(importance, source_layers, num_hidden_layers, layer_selection)
-    heads = [_top(importance.heads[i], num_attention_heads) for i in layers]
+    if layout.keeps_first_layer and 0 not in layers:
+        layers = [0, *layers[1:]]  # layer 0 differs from the others (ModernBERT: no attention norm)
+    if layout.head_bias:  # one bias column per head, shared by every layer: the same heads everywhere
+        shared = _top(sum(_normalized(importance.heads[i]) for i in layers), num_attention_heads)
+        heads = [list(shared) for _ in layers]
+    else:
+        heads = [_top(importance.heads[i], num_attention_heads) for i in layers]
     plan = PruningPlan(
         layers=layers,
         heads=heads,
         neurons=[_top(importance.neurons[i], intermediate_size) for i in layers],
-        channels=None if hidden_size == config.hidden_size else _top(importance.channels, hidden_size),
+        channels=None if hidden_size == source_hidden else _top(importance.channels, hidden_size),
     )
-    if attention_head_size != config.head_size:
+    if attention_head_size != source_head_size:
         plan.head_dims = [
             [_top(importance.head_dims[i][h], attention_head_size) for h in kept]
             for i, kept in zip(layers, heads, strict=True)
@@ -201,7 +223,13 @@ def plan_for_ratios(
             )
     if allocation not in ("per_layer", "global"):
         raise ValueError(f"`allocation` must be 'per_layer' or 'global', got {allocation!r}.")
-    layers = list(range(config.num_hidden_layers))
+    layout = layout_of_config(config)
+    if layout.head_bias and head_ratio:
+        raise BadInputError(
+            f"A {config.model_type} model shares one position bias per head across its layers, so every layer must "
+            "keep the same heads: prune it to a target shape (`num_attention_heads=`) rather than by `head_ratio`."
+        )
+    layers = list(range(layout.shape(config, "num_hidden_layers")))
     return PruningPlan(
         layers=layers,
         heads=_allocate(importance.heads, head_ratio, allocation),
@@ -209,30 +237,46 @@ def plan_for_ratios(
     )
 
 
-def apply_plan(model: PreTrainedModel, plan: PruningPlan) -> TinyBertPreTrainedModel:
+def whole_layers_plan(model: PreTrainedModel, layers: Sequence[int]) -> PruningPlan:
+    """The plan that keeps `layers` of `model` whole (every head and neuron, the full width): a shallower copy of the
+    chosen layers, for any family of `layouts.LAYOUTS`."""
+    layout, config = layout_of(model), model.config
+    return PruningPlan(
+        layers=list(layers),
+        heads=[list(range(layout.heads_of_layer(config, i))) for i in layers],
+        neurons=[list(range(layout.intermediate_size_of_layer(config, i))) for i in layers],
+    )
+
+
+def apply_plan(model: PreTrainedModel, plan: PruningPlan) -> PreTrainedModel:
     r"""
-    Build the pruned model described by `plan`: a new TinyBERT model of the same class (head) with smaller weights.
+    Build the pruned model described by `plan`: a new model of the same head with smaller weights.
 
     Args:
         model ([`PreTrainedModel`]):
-            TinyBERT or BERT-architecture model the plan was made for; not modified.
+            The model the plan was made for (TinyBERT, BERT, or any family of `layouts.LAYOUTS`); not modified.
         plan ([`PruningPlan`]):
             What to keep.
 
     Returns:
-        [`TinyBertPreTrainedModel`]: the pruned model, in the source's dtype, device and training mode.
+        [`PreTrainedModel`]: the pruned model, in the source's dtype, device and training mode: a TinyBERT model
+        for a BERT or TinyBERT source, else the source's own class.
     """
-    source = as_tinybert(model)
-    config = source.config
-    _check_plan(plan, config)
-    new_config = _pruned_config(config, plan)
+    source = _source_model(model)
+    layout, config = layout_of(source), source.config
+    _check_plan(plan, config, layout)
+    if layout.per_layer_shapes:
+        new_config = _pruned_config(config, plan)
+    else:
+        new_config = _pruned_family_config(config, plan, layout)
     state = source.state_dict()
+    embeddings = {name for name, module in source.named_modules() if isinstance(module, nn.Embedding)}
     new_state = {}
     for name, tensor in state.items():
-        new_name, new_tensor = _prune_tensor(name, tensor, plan, config)
+        new_name, new_tensor = _prune_tensor(name, tensor, plan, config, layout, embeddings)
         if new_name is not None:
             new_state[new_name] = new_tensor
-    if plan.channels is not None and not config.has_fit_dense:
+    if layout.per_layer_shapes and plan.channels is not None and not config.has_fit_dense:
         # fit_dense: (fit_size, hidden) with a 1 at (source channel, kept position): the student's hidden state
         # lands where the teacher's kept channels are, the removed ones are zero.
         scatter = torch.zeros(config.hidden_size, len(plan.channels), dtype=next(iter(state.values())).dtype)
@@ -264,14 +308,15 @@ def prune(
     layer_selection: str = "uniform",
     allocation: str = "per_layer",
     show_progress: bool = True,
-) -> tuple[TinyBertPreTrainedModel, PruningPlan]:
+) -> tuple[PreTrainedModel, PruningPlan]:
     r"""
     Score a model on calibration data and cut it down, either to a target shape or by removing a share of heads and
     FFN neurons (not both at once).
 
     Args:
         model ([`PreTrainedModel`]):
-            A TinyBERT or BERT-architecture model (with or without a task head). Never modified.
+            A model of any family of `layouts.LAYOUTS` (TinyBERT, BERT, RoBERTa, XLM-R, ELECTRA, DistilBERT, MPNet,
+            ModernBERT, DeBERTa-v2/v3), with or without a task head. Never modified.
         batches (`Iterable[dict[str, torch.Tensor]]`, *optional*):
             Tokenized calibration batches (see [`calibration_batches`]); not needed for `importance="magnitude"`.
         num_hidden_layers, hidden_size, num_attention_heads, intermediate_size, attention_head_size (`int`):
@@ -289,7 +334,8 @@ def prune(
             Progress bar while scoring.
 
     Returns:
-        `tuple`: the pruned model and the [`PruningPlan`] that made it.
+        `tuple`: the pruned model (TinyBERT for a BERT source, else the source's class) and the [`PruningPlan`]
+        that made it.
 
     Example:
 
@@ -315,7 +361,7 @@ def prune(
         raise ValueError("Give either a target shape or `head_ratio`/`ffn_ratio`, not both.")
     if layer_selection not in LAYER_SELECTIONS:
         raise ValueError(f"`layer_selection` must be one of {LAYER_SELECTIONS}, got {layer_selection!r}.")
-    source = as_tinybert(model)
+    source = _source_model(model)
     if isinstance(importance, str):
         if importance not in IMPORTANCE_METHODS:
             raise ValueError(f"`importance` must be one of {IMPORTANCE_METHODS}, got {importance!r}.")
@@ -403,9 +449,9 @@ def _allocate(scores: list[torch.Tensor], ratio: float, allocation: str) -> list
     return kept
 
 
-def _check_plan(plan: PruningPlan, config: TinyBertConfig) -> None:
+def _check_plan(plan: PruningPlan, config, layout: EncoderLayout) -> None:
     """Every index must exist in the source and nothing may be emptied; errors say which list is wrong."""
-    layers = config.num_hidden_layers
+    layers = layout.shape(config, "num_hidden_layers")
 
     def check(values: Sequence[int], upper: int, what: str) -> None:
         if not values:
@@ -421,10 +467,10 @@ def _check_plan(plan: PruningPlan, config: TinyBertConfig) -> None:
     if len(plan.heads) != len(plan.layers) or len(plan.neurons) != len(plan.layers):
         raise ValueError("`heads` and `neurons` need one entry per kept layer.")
     for layer, heads, neurons in zip(plan.layers, plan.heads, plan.neurons, strict=True):
-        check(heads, config.num_attention_heads_of_layer(layer), f"heads of layer {layer}")
-        check(neurons, config.intermediate_size_of_layer(layer), f"FFN neurons of layer {layer}")
+        check(heads, layout.heads_of_layer(config, layer), f"heads of layer {layer}")
+        check(neurons, layout.intermediate_size_of_layer(config, layer), f"FFN neurons of layer {layer}")
     if plan.channels is not None:
-        check(plan.channels, config.hidden_size, "hidden channels")
+        check(plan.channels, layout.shape(config, "hidden_size"), "hidden channels")
     if (plan.head_dims is None) != (plan.value_dims is None):
         raise ValueError("`head_dims` and `value_dims` go together: the model has one head width.")
     if plan.head_dims is not None:
@@ -433,7 +479,19 @@ def _check_plan(plan: PruningPlan, config: TinyBertConfig) -> None:
             raise ValueError(f"Every kept head must keep the same number of dimensions, got {sorted(widths)}.")
         for per_layer in plan.head_dims + plan.value_dims:
             for dims in per_layer:
-                check(dims, config.head_size, "head dimensions")
+                check(dims, layout.head_size(config), "head dimensions")
+    if layout.head_bias and any(heads != plan.heads[0] for heads in plan.heads):
+        raise ValueError(
+            f"A {config.model_type} model shares one position bias per head across its layers: every kept layer "
+            f"must keep the same heads, got {plan.heads}."
+        )
+    if layout.keeps_first_layer and plan.layers[0] != 0:
+        raise ValueError(
+            f"A {config.model_type} model's first layer has no attention norm, unlike the others: a pruned model "
+            f"keeps layer 0 first, got layers {plan.layers}."
+        )
+    if layout.fixed_head_size and plan.head_dims is not None:
+        raise ValueError(f"A {config.model_type} model's head width is fixed (rotary positions): no `head_dims`.")
 
 
 def _pruned_config(config: TinyBertConfig, plan: PruningPlan) -> TinyBertConfig:
@@ -459,7 +517,58 @@ def _pruned_config(config: TinyBertConfig, plan: PruningPlan) -> TinyBertConfig:
     return TinyBertConfig(**values)
 
 
-def _has_prefix(model: TinyBertPreTrainedModel) -> bool:
+def _pruned_family_config(config, plan: PruningPlan, layout: EncoderLayout):
+    """The config of a pruned stock-family model: one head count, FFN width and head width for every layer."""
+    heads = {len(h) for h in plan.heads}
+    ffn = {len(n) for n in plan.neurons}
+    if len(heads) > 1 or len(ffn) > 1:
+        raise BadInputError(
+            f"A pruned {config.model_type} model stays a stock {type(config).__name__}, which has one head count and "
+            f"one FFN width for every layer, but this plan keeps {[len(h) for h in plan.heads]} heads and "
+            f"{[len(n) for n in plan.neurons]} FFN neurons per layer. Prune to a target shape, or with "
+            "`allocation='per_layer'`; per-layer shapes are for BERT teachers (their TinyBERT twin records them)."
+        )
+    hidden = layout.shape(config, "hidden_size") if plan.channels is None else len(plan.channels)
+    head_count, head_size = heads.pop(), layout.head_size(config)
+    if plan.head_dims is not None:
+        head_size = len(plan.head_dims[0][0])
+    values = config.to_dict()
+    values.pop("transformers_version", None)
+    names = layout.config_names
+    values.update(
+        {
+            names["num_hidden_layers"]: len(plan.layers),
+            names["hidden_size"]: hidden,
+            names["num_attention_heads"]: head_count,
+            names["intermediate_size"]: ffn.pop(),
+        }
+    )
+    if head_count * head_size != hidden:
+        if not layout.head_size_field:
+            raise BadInputError(
+                f"A {config.model_type} model's heads are `hidden / heads` wide, but this plan keeps {head_count} "
+                f"heads of {head_size} in {hidden} channels; choose a head count that divides the hidden size."
+            )
+        values[layout.head_size_field] = head_size
+    embedding_size = values.get("embedding_size")  # ELECTRA: embeddings of their own width, then a projection
+    if embedding_size == layout.shape(config, "hidden_size"):
+        values["embedding_size"] = hidden  # no projection: the embeddings lose the same channels
+    elif embedding_size == hidden:
+        raise BadInputError(
+            f"This {config.model_type} model projects its {embedding_size}-wide embeddings to the hidden size; a "
+            f"pruned hidden size of {hidden} equals the embedding width, where the model has no projection. Choose "
+            "another hidden size."
+        )
+    if values.get("pooler_hidden_size") == layout.shape(config, "hidden_size"):  # DeBERTa's pooler width
+        values["pooler_hidden_size"] = hidden
+    if isinstance(values.get("layer_types"), list):  # ModernBERT: global or sliding attention, per layer
+        values["layer_types"] = [values["layer_types"][i] for i in plan.layers]
+    if plan.channels is not None:
+        values["pruned_hidden_channels"] = list(plan.channels)  # distillation's projection starts from them
+    return type(config)(**values)
+
+
+def _has_prefix(model: PreTrainedModel) -> bool:
     return hasattr(model, model.base_model_prefix)
 
 
@@ -481,59 +590,91 @@ def _attention_rows(plan: PruningPlan, position: int, head_size: int, dims: list
 
 
 def _prune_tensor(
-    name: str, tensor: torch.Tensor, plan: PruningPlan, config: TinyBertConfig
+    name: str, tensor: torch.Tensor, plan: PruningPlan, config, layout: EncoderLayout, embeddings: set[str]
 ) -> tuple[str | None, torch.Tensor]:
-    """The pruned version of one state-dict entry, renamed when its layer moves; `(None, _)` drops it."""
+    """The pruned version of one state-dict entry, renamed when its layer moves; `(None, _)` drops it.
+
+    The layout names the roles of a layer's linears (queries, keys, values, attention output, FFN in and out); every
+    other tensor keeps the kept hidden channels along each axis that is `hidden_size` long (embeddings: their
+    width only)."""
+    source_hidden = layout.shape(config, "hidden_size")
     channels = None if plan.channels is None else _index(plan.channels)
 
     def keep_channels(t: torch.Tensor, dim: int) -> torch.Tensor:
         return t if channels is None else t.index_select(dim, channels)
 
-    parts = name.split(".")
-    if "encoder" in parts and "layer" in parts:
-        at = parts.index("layer")
-        source_layer = int(parts[at + 1])
+    def keep_hidden_axes(t: torch.Tensor) -> torch.Tensor:
+        for dim in range(t.dim()):
+            if t.shape[dim] == source_hidden:
+                t = keep_channels(t, dim)
+        return t
+
+    in_layer = re.match(rf"^(.*?){re.escape(layout.layers)}\.(\d+)\.(.+)$", name)
+    if in_layer:
+        prefix, source_layer, local = in_layer.group(1), int(in_layer.group(2)), in_layer.group(3)
         if source_layer not in plan.layers:
             return None, tensor
         position = plan.layers.index(source_layer)
-        parts[at + 1] = str(position)
-        new_name = ".".join(parts)
-        local = ".".join(parts[at + 2 :])
-        head_size = config.head_size
-        qk_rows = _index(_attention_rows(plan, position, head_size, plan.head_dims))
-        v_rows = _index(_attention_rows(plan, position, head_size, plan.value_dims))
-        neurons = _index(plan.neurons[position])
-        if local.startswith(("attention.self.query.", "attention.self.key.")):
-            pruned = tensor.index_select(0, qk_rows)
-            if local.startswith("attention.self.query.") and plan.head_dims is not None:
+        new_name = f"{prefix}{layout.layers}.{position}.{local}"
+        module, _, kind = local.rpartition(".")
+        is_weight = kind == "weight"
+        head_size = layout.head_size(config)
+        qk_rows = _attention_rows(plan, position, head_size, plan.head_dims)
+        v_rows = _attention_rows(plan, position, head_size, plan.value_dims)
+        neurons = plan.neurons[position]
+        if module in layout.queries or module in layout.keys:
+            pruned = tensor.index_select(0, _index(qk_rows))
+            if module in layout.queries and plan.head_dims is not None:
                 # scores = q.k * new_size**-0.5 should keep the source's q.k * old_size**-0.5 scale
                 pruned = pruned * (len(plan.head_dims[0][0]) / head_size) ** 0.5
-            return new_name, keep_channels(pruned, 1) if local.endswith("weight") else pruned
-        if local.startswith("attention.self.value."):
-            pruned = tensor.index_select(0, v_rows)
-            return new_name, keep_channels(pruned, 1) if local.endswith("weight") else pruned
-        if local == "attention.output.dense.weight":
-            return new_name, keep_channels(tensor.index_select(1, v_rows), 0)
-        if local.startswith("intermediate.dense."):
-            pruned = tensor.index_select(0, neurons)
-            return new_name, keep_channels(pruned, 1) if local.endswith("weight") else pruned
-        if local == "output.dense.weight":
-            return new_name, keep_channels(tensor.index_select(1, neurons), 0)
-        # attention.output.dense.bias, output.dense.bias and the LayerNorms: one entry per channel
-        return new_name, keep_channels(tensor, 0)
+            return new_name, keep_channels(pruned, 1) if is_weight else pruned
+        if module in layout.values:
+            pruned = tensor.index_select(0, _index(v_rows))
+            return new_name, keep_channels(pruned, 1) if is_weight else pruned
+        if module == layout.fused_qkv:  # rows [queries | keys | values], each heads * head_size
+            width = layout.heads_of_layer(config, source_layer) * head_size
+            rows = qk_rows + [width + r for r in qk_rows] + [2 * width + r for r in v_rows]
+            pruned = tensor.index_select(0, _index(rows))
+            return new_name, keep_channels(pruned, 1) if is_weight else pruned
+        if module == layout.attention_output:
+            return new_name, keep_channels(tensor.index_select(1, _index(v_rows)), 0) if is_weight else keep_channels(
+                tensor, 0
+            )
+        if module == layout.ffn_input:
+            if layout.gated_ffn:  # rows [input | gate]: neuron j is rows j and intermediate_size + j
+                width = layout.intermediate_size_of_layer(config, source_layer)
+                neurons = neurons + [width + n for n in neurons]
+            pruned = tensor.index_select(0, _index(neurons))
+            return new_name, keep_channels(pruned, 1) if is_weight else pruned
+        if module == layout.ffn_output:
+            return new_name, keep_channels(tensor.index_select(1, _index(neurons)), 0) if is_weight else keep_channels(
+                tensor, 0
+            )
+        return new_name, keep_hidden_axes(tensor)  # the layer's norms: one entry per channel
+    if layout.head_bias and name.endswith(f"{layout.head_bias}.weight"):
+        return name, tensor.index_select(1, _index(plan.heads[0]))  # (buckets, heads)
     if channels is None:
         return name, tensor
-    if "embeddings" in parts and parts[-2].endswith("_embeddings"):
-        return name, keep_channels(tensor, 1)  # (rows, hidden)
+    parts = name.split(".")
     if "fit_dense" in parts:
         return name, keep_channels(tensor, 1) if parts[-1] == "weight" else tensor  # (fit_size, hidden)
-    if parts[0] == "classifier" or name.endswith("predictions.decoder.weight"):
-        return name, keep_channels(tensor, 1) if parts[-1] == "weight" else tensor  # (labels or vocab, hidden)
-    if name.endswith(("predictions.bias", "predictions.decoder.bias")):
-        return name, tensor
-    if tensor.dim() == 2:  # pooler and MLM transform: (hidden, hidden)
-        return name, keep_channels(keep_channels(tensor, 0), 1)
-    return name, keep_channels(tensor, 0)  # embedding LayerNorm, pooler/transform biases and LayerNorm
+    if name.rpartition(".")[0] in embeddings:
+        return name, keep_channels(tensor, 1) if tensor.shape[1] == source_hidden else tensor  # (rows, width)
+    # pooler, task heads, MLM transform and decoder, norms: (out, in) or (width,)
+    return name, keep_hidden_axes(tensor)
+
+
+def _source_model(model: PreTrainedModel) -> PreTrainedModel:
+    """What pruning works on: a BERT model's TinyBERT twin (per-layer shapes), any other family as it is."""
+    if getattr(model.config, "model_type", None) == "bert":
+        return as_tinybert(model)
+    layout_of(model)  # a clear error for a family without a layout
+    return model
+
+
+def _normalized(scores: torch.Tensor) -> torch.Tensor:
+    """Scores over their mean, so that layers of different activation scale add up fairly."""
+    return scores.float() / scores.float().mean().clamp(min=1e-12)
 
 
 __all__ = [
@@ -545,4 +686,5 @@ __all__ = [
     "plan_for_ratios",
     "plan_for_shape",
     "prune",
+    "whole_layers_plan",
 ]

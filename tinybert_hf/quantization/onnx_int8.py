@@ -75,6 +75,11 @@ DEFAULT_OP_TYPES = DEFAULT_INT8_OP_TYPES
 ROWWISE_OP_TYPES = ("MatMul", "Attention", "Gather")  # what the per-row rewrite quantizes
 
 
+# families whose graphs ONNX Runtime's BERT optimizer cannot take: ModernBERT's LayerNorms have no bias, which its
+# SkipLayerNormalization fusion fails on (IndexError in onnxruntime 1.2x); they are quantized unfused
+UNFUSED_MODEL_TYPES = ("modernbert",)
+
+
 def supported_op_types() -> set[str]:
     """ONNX operators ONNX Runtime's dynamic quantizer turns into integer kernels."""
     from onnxruntime.quantization.registry import IntegerOpsRegistry
@@ -226,7 +231,7 @@ def quantize_saved_model(args: QuantizeArguments) -> dict:
         export_onnx(model, fp32_path, opset_version=args.opset_version, exporter=args.exporter)
         steps.update()
         fused = {}
-        if args.fuse:
+        if args.fuse and model.config.model_type not in UNFUSED_MODEL_TYPES:
             steps.set_postfix_str("fuse")
             fused = fuse_onnx(fp32_path, Path(scratch) / "model_fused.onnx")
             fp32_path = Path(scratch) / "model_fused.onnx"

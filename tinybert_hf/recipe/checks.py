@@ -11,18 +11,17 @@ from transformers.utils import logging
 from ..data.packaged import packaged_teacher_path
 from ..data.tasks import TASKS
 from ..errors import BadInputError
+from ..pruning.layouts import layout_of_config
 from .arguments import STUDENT_INITS, RecipeArguments
 
 logger = logging.get_logger(__name__)
 
 
-# the teachers the recipe's students are cut from or copy layers of: BERT's parameter layout
-# the teachers a student is cut from, or copies layers of (`--student_init pruned-teacher` / `layer-subset`):
-# BERT's parameter layout
-RECIPE_TEACHER_TYPES = ("bert", "tinybert")
-# the encoder families a TinyBERT student (random or general-distilled) learns from, each with every loss it allows
+# the encoder families the recipe distils, each with every loss it allows: a TinyBERT student (random or
+# general-distilled) learns from any of them, and each has a pruning layout (`pruning.layouts.LAYOUTS`), so a student
+# is cut from any of them too (`--student_init pruned-teacher` / `layer-subset`)
 ENCODER_TEACHER_TYPES = (
-    *RECIPE_TEACHER_TYPES, "roberta", "xlm-roberta", "camembert", "electra", "distilbert", "modernbert", "mpnet",
+    "bert", "tinybert", "roberta", "xlm-roberta", "camembert", "electra", "distilbert", "modernbert", "mpnet",
     "deberta-v2",
 )  # fmt: skip
 CUT_FROM_TEACHER = ("pruned-teacher", "layer-subset")
@@ -54,8 +53,8 @@ def check_model_reference(reference: str | None, option: str) -> None:
 
 def check_teacher_architecture(config, path: str | Path, student_init: str) -> None:
     """Refuse, before any work, a teacher (or backbone) the recipe cannot distil into the chosen student: any encoder
-    of `ENCODER_TEACHER_TYPES` teaches a TinyBERT student (random or general-distilled), while a student cut from
-    the teacher, or copying its layers, needs BERT's layout (`DistillationTrainer` in a script takes more)."""
+    of `ENCODER_TEACHER_TYPES`, with a pruning layout its config does not contradict when the student is cut from
+    it."""
     model_type = getattr(config, "model_type", None)
     if model_type not in ENCODER_TEACHER_TYPES:
         raise BadInputError(
@@ -64,13 +63,8 @@ def check_teacher_architecture(config, path: str | Path, student_init: str) -> N
             "DistilBERT, ModernBERT, MPNet and DeBERTa-v2/v3 checkpoints). Pass one as `--teacher` (fine-tuned) or "
             "`--teacher_backbone` (to fine-tune)."
         )
-    if student_init in CUT_FROM_TEACHER and model_type not in RECIPE_TEACHER_TYPES:
-        raise BadInputError(
-            f"The teacher {path} is a {model_type!r} model, and `--student_init {student_init}` builds the student "
-            f"from a BERT-layout teacher's own weights (model_type {' or '.join(map(repr, RECIPE_TEACHER_TYPES))}). "
-            "Use `--student_init random` (a TinyBERT student reading this teacher's tokenizer) or a general-distilled "
-            "student (`general:<path>`)."
-        )
+    if student_init in CUT_FROM_TEACHER:
+        layout_of_config(config)  # e.g. a DeBERTa-v2 with a convolution: refused before any work
 
 
 def check_teacher(config, path: str | Path, names: list[str], args: RecipeArguments) -> None:

@@ -260,6 +260,7 @@ def score_models(models: dict, tokenized: DatasetDict, inputs: CheckedInputs) ->
             },
             "directory": str(directory),
             "shape": f"{model.config.num_hidden_layers}x{model.config.hidden_size}",
+            "model_type": model.config.model_type,  # the card says how to load it (TinyBERT or a stock family)
         }
     return scores
 

@@ -32,6 +32,7 @@ from ..data.tokenization import data_collator, sort_by_length, tokenize
 from ..data.transfer_text import load_transfer_text, mix_transfer_rows
 from ..distillation.arguments import DistillationTrainingArguments
 from ..distillation.attention_capture import attention_recording_error
+from ..distillation.hidden_projection import detach_hidden_projection
 from ..distillation.layer_mapping import layer_mapping_option, resolve_layer_mapping
 from ..distillation.teacher_cache import add_teacher_logits
 from ..distillation.trainer import DistillationTrainer, check_same_vocabulary
@@ -40,7 +41,7 @@ from ..evaluation.metrics import compute_metrics_for
 from ..models.tinybert.configuration_tinybert import TinyBertConfig
 from ..models.tinybert.conversion import TINYBERT_CLASS_BY_HEAD, student_from_teacher_layers, uniform_layer_subset
 from ..models.tinybert.modeling_tinybert import TinyBertPreTrainedModel
-from ..pruning.structured import calibration_batches, prune
+from ..pruning.structured import apply_plan, calibration_batches, prune, whole_layers_plan
 from ..quantization.quantization_aware import add_fake_quantization, remove_fake_quantization
 from ..utils.safe_loading import load_pretrained
 from ..utils.step_runner import finished_step, run_training_step
@@ -113,7 +114,9 @@ def layer_objective(args: RecipeArguments, teacher: PreTrainedModel, student: Pr
             student.config, "num_attention_heads_of_layer", lambda _: student.config.num_attention_heads
         )
         paired = all(heads_of(layer) == teacher.config.num_attention_heads for layer in range(len(layers)))
-        recordable = attention_recording_error(teacher, scores=True) is None
+        recordable = attention_recording_error(teacher, scores=True) is None and (
+            isinstance(student, TinyBertPreTrainedModel) or attention_recording_error(student, scores=True) is None
+        )
         attention_loss = "mse" if paired and recordable else "relation"
     return {"layer_mapping": mapping, "attention_loss": attention_loss}
 
@@ -297,7 +300,10 @@ def build_student(
     }
     if args.student_init == "layer-subset":
         layers = uniform_layer_subset(teacher.config.num_hidden_layers, args.student_layers)
-        student = student_from_teacher_layers(teacher, layers=layers, student_class=student_class)
+        if teacher.config.model_type in ("bert", "tinybert"):
+            student = student_from_teacher_layers(teacher, layers=layers, student_class=student_class)
+        else:  # another family stays in its class: a plan that keeps these layers whole
+            student = apply_plan(teacher, whole_layers_plan(teacher, layers))
         return student, {"student_init": args.student_init, "teacher_layers": layers}
     if args.student_init == "pruned-teacher":
         if calibration is None:
@@ -462,6 +468,8 @@ def distil_prediction_layer(
         remove_fake_quantization(trainer.model)
         if isinstance(trainer.model, TinyBertPreTrainedModel):  # the step's output ships: no distillation projection
             trainer.model.remove_distillation_projection()
+        else:
+            detach_hidden_projection(trainer.model)
         return {"dev": dev, **_objective_record(trainer)}
 
     run_training_step(directory, build_trainer, finish=finish)

@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
+import re
+
 from torch import nn
+
+# `encoder.layer.3.`, `transformer.layer.3.` (DistilBERT) and `layers.3.` (ModernBERT)
+_IN_A_LAYER = re.compile(r"\.layers?\.\d+\.")
 
 
 def prunable_linears(model: nn.Module) -> list[tuple[str, nn.Linear]]:
@@ -15,5 +20,5 @@ def prunable_linears(model: nn.Module) -> list[tuple[str, nn.Linear]]:
     return [
         (name, module)
         for name, module in model.named_modules()
-        if isinstance(module, nn.Linear) and ".layer." in f".{name}" and "fit_dense" not in name
+        if isinstance(module, nn.Linear) and _IN_A_LAYER.search(f".{name}") and "fit_dense" not in name
     ]

@@ -28,6 +28,8 @@ _INHERITED_FROM_TEACHER = (
     "max_position_embeddings",
     "type_vocab_size",
     "pad_token_id",
+    "bos_token_id",  # RoBERTa-family `<s>` / `</s>`: the ids the tokenizer saved beside the student uses
+    "eos_token_id",
     "layer_norm_eps",
     "hidden_act",
     "id2label",
@@ -258,8 +260,8 @@ class TinyBertConfig(PreTrainedConfig):
         Derive a student config from a teacher config.
 
         The student keeps what ties it to the teacher's inputs and outputs (vocabulary, position and token-type
-        tables, padding id, activation, labels) and takes the shape it is given; `fit_size` is set to the teacher's
-        hidden size so the intermediate losses can compare hidden states of different widths.
+        tables, padding, start and end ids, activation, labels) and takes the shape it is given; `fit_size` is set
+        to the teacher's hidden size so the intermediate losses can compare hidden states of different widths.
 
         Args:
             teacher_config ([`PreTrainedConfig`]):
