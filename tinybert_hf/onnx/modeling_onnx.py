@@ -24,7 +24,7 @@ from transformers.modeling_outputs import SequenceClassifierOutput, TokenClassif
 from transformers.utils import logging
 
 from ..data.tasks import TASKS, TEXT_TASK, task_of_model_class
-from .export import INPUT_NAMES, inference_session
+from .export import INPUT_NAMES, graph_feeds, inference_session
 from .length_buckets import length_groups, row_lengths
 
 logger = logging.get_logger(__name__)
@@ -120,11 +120,14 @@ class OnnxModel(PreTrainedModel):
         """The graph's output for `feeds` (each `(batch, sequence)`), run in length groups when that saves work."""
         lengths = row_lengths(feeds["attention_mask"]) if self.length_buckets else None
         if lengths is None or lengths.min() == feeds["attention_mask"].shape[1] or lengths.min() == 0:
-            return self.session.run(None, feeds)[0]  # unpadded, not right-padded, or an empty row
+            # unpadded, not right-padded, or an empty row
+            return self.session.run(None, graph_feeds(self.session, feeds))[0]
         outputs = None
         for rows in length_groups(lengths):
             longest = int(lengths[rows].max())
-            part = self.session.run(None, {name: value[rows, :longest] for name, value in feeds.items()})[0]
+            part = self.session.run(
+                None, graph_feeds(self.session, {name: value[rows, :longest] for name, value in feeds.items()})
+            )[0]
             if outputs is None:  # (batch, labels) or (batch, sequence, labels), zeros past a group's longest row
                 shape = (
                     (len(lengths), *part.shape[1:]) if part.ndim == 2 else (*feeds["input_ids"].shape, part.shape[-1])

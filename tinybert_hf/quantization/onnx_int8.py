@@ -59,6 +59,7 @@ from ..onnx.export import (
     batches_to_check,
     check_output_directory,
     export_onnx,
+    graph_feeds,
     inference_session,
     load_task_model,
     require_onnx,
@@ -315,7 +316,7 @@ def _largest_logit_change(fp32_path: Path, int8_path: Path, vocab_size: int, ops
     change = 0.0
     for inputs in batches_to_check(vocab_size, CHECK_SHAPES):
         feeds = {name: inputs[name].numpy() for name in INPUT_NAMES}
-        expected, got = fp32.run(None, feeds)[0], int8.run(None, feeds)[0]
+        expected, got = fp32.run(None, graph_feeds(fp32, feeds))[0], int8.run(None, graph_feeds(int8, feeds))[0]
         if not np.isfinite(got).all():
             raise ValueError(f"The int8 graph {int8_path.name} gives non-finite logits; try --per_channel.")
         change = max(change, float(np.abs(expected - got).max()))
