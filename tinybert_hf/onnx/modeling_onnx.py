@@ -24,7 +24,7 @@ from transformers.modeling_outputs import SequenceClassifierOutput, TokenClassif
 from transformers.utils import logging
 
 from ..data.tasks import TASKS, TEXT_TASK, task_of_model_class
-from .export import INPUT_NAMES, graph_feeds, inference_session
+from .export import INPUT_NAMES, inference_session
 from .length_buckets import length_groups, row_lengths
 
 logger = logging.get_logger(__name__)
@@ -50,6 +50,10 @@ class OnnxModel(PreTrainedModel):
     def __init__(self, config: PretrainedConfig, session, length_buckets: bool = True):
         super().__init__(config)
         self.session = session
+        # what the graph takes, in INPUT_NAMES order: the TorchScript exporter drops inputs a model never reads
+        # (`token_type_ids` of MPNet, DistilBERT, ModernBERT, DeBERTa-v3), which ONNX Runtime then refuses
+        graph_inputs = {graph_input.name for graph_input in session.get_inputs()}
+        self.input_names = [name for name in INPUT_NAMES if name in graph_inputs]
         self.length_buckets = length_buckets
         self.post_init()
 
@@ -109,7 +113,7 @@ class OnnxModel(PreTrainedModel):
         if token_type_ids is None:
             token_type_ids = torch.zeros_like(input_ids)
         tensors = dict(zip(INPUT_NAMES, (input_ids, attention_mask, token_type_ids), strict=True))
-        feeds = {name: np.ascontiguousarray(tensor.cpu().numpy(), dtype=np.int64) for name, tensor in tensors.items()}
+        feeds = {name: np.ascontiguousarray(tensors[name].cpu().numpy(), dtype=np.int64) for name in self.input_names}
         logits = torch.from_numpy(self._run(feeds))
         loss = None
         if labels is not None:
@@ -120,14 +124,11 @@ class OnnxModel(PreTrainedModel):
         """The graph's output for `feeds` (each `(batch, sequence)`), run in length groups when that saves work."""
         lengths = row_lengths(feeds["attention_mask"]) if self.length_buckets else None
         if lengths is None or lengths.min() == feeds["attention_mask"].shape[1] or lengths.min() == 0:
-            # unpadded, not right-padded, or an empty row
-            return self.session.run(None, graph_feeds(self.session, feeds))[0]
+            return self.session.run(None, feeds)[0]  # unpadded, not right-padded, or an empty row
         outputs = None
         for rows in length_groups(lengths):
             longest = int(lengths[rows].max())
-            part = self.session.run(
-                None, graph_feeds(self.session, {name: value[rows, :longest] for name, value in feeds.items()})
-            )[0]
+            part = self.session.run(None, {name: value[rows, :longest] for name, value in feeds.items()})[0]
             if outputs is None:  # (batch, labels) or (batch, sequence, labels), zeros past a group's longest row
                 shape = (
                     (len(lengths), *part.shape[1:]) if part.ndim == 2 else (*feeds["input_ids"].shape, part.shape[-1])
@@ -196,19 +197,31 @@ def onnx_pipeline(
             of similar length, see [`OnnxModel`].
         kwargs: passed to `transformers.pipeline` (for example `aggregation_strategy="simple"`).
     """
-    from transformers import pipeline
-    from transformers.pipelines import base as pipeline_base
-
     if not (Path(directory) / "config.json").is_file():  # transformers would read a missing path as a Hub id
         raise FileNotFoundError(
             f"No exported model directory at {directory}; write one with `tinybert-hf quantize --model <student>` "
             "(int8) or `tinybert-hf export` (fp32); `tinybert-hf distill` writes <output_dir>/student-int8."
         )
-    config = AutoConfig.from_pretrained(directory)
-    if task is None:
-        task = (task_of_model_class((config.architectures or [""])[0]) or TASKS[TEXT_TASK]).name
+    task = directory_task(directory, task)
     model = onnx_class(task).from_pretrained(directory, threads=threads, length_buckets=length_buckets)
-    # The pipeline logs an error for model classes outside its Auto mappings; this one implements the same forward.
+    return served_pipeline(task, model, directory, **kwargs)
+
+
+def directory_task(directory: str | Path, task: str | None = None) -> str:
+    """`task`, or the task of the architecture a saved model directory's config records (text classification
+    when it records none)."""
+    if task is not None:
+        return task
+    config = AutoConfig.from_pretrained(directory)
+    return (task_of_model_class((config.architectures or [""])[0]) or TASKS[TEXT_TASK]).name
+
+
+def served_pipeline(task: str, model, directory: str | Path, **kwargs):
+    """A `transformers` pipeline on a serving model (ONNX Runtime, CTranslate2) with the tokenizer of `directory`."""
+    from transformers import pipeline
+    from transformers.pipelines import base as pipeline_base
+
+    # The pipeline logs an error for model classes outside its Auto mappings; these implement the same forward.
     pipeline_logger = pipeline_base.logger
     level = pipeline_logger.level
     pipeline_logger.setLevel(logging.CRITICAL)
@@ -224,4 +237,6 @@ __all__ = [
     "OnnxModelForTokenClassification",
     "onnx_class",
     "onnx_pipeline",
+    "directory_task",
+    "served_pipeline",
 ]

@@ -29,9 +29,10 @@ from transformers import AutoConfig, AutoTokenizer, PretrainedConfig, PreTrained
 from transformers.modeling_outputs import SequenceClassifierOutput, TokenClassifierOutput
 from transformers.utils import logging
 
-from ..data.tasks import TASKS, TEXT_TASK, task_of_model_class
+from ..data.tasks import TASKS
 from ..onnx.cpu_features import cpu_features
 from ..onnx.export import CHECK_SHAPES, batches_to_check, check_output_directory, load_task_model, write_model_files
+from ..onnx.modeling_onnx import directory_task, served_pipeline
 from ..utils.atomic import atomic_directory, write_text
 
 logger = logging.get_logger(__name__)
@@ -104,7 +105,7 @@ def quantize_saved_model_ctranslate2(args) -> dict:
             bias=classifier.bias.detach().numpy(),
         )
         write_model_files(args.model, staging)
-        task = (task_of_model_class((config.architectures or [""])[0]) or TASKS[TEXT_TASK]).name
+        task = directory_task(staging)  # the architecture write_model_files copied there
         served = ctranslate2_class(task)(AutoConfig.from_pretrained(staging), *_load_engine(staging, threads=None))
         change = 0.0
         for batch in batches_to_check(config.vocab_size, CHECK_SHAPES):
@@ -243,20 +244,9 @@ def ctranslate2_pipeline(directory: str | Path, task: str | None = None, threads
         threads (`int`, *optional*): CTranslate2 intra-op threads.
         kwargs: passed to `transformers.pipeline`.
     """
-    from transformers import pipeline
-    from transformers.pipelines import base as pipeline_base
-
-    config = AutoConfig.from_pretrained(directory)
-    if task is None:
-        task = (task_of_model_class((config.architectures or [""])[0]) or TASKS[TEXT_TASK]).name
+    task = directory_task(directory, task)
     model = ctranslate2_class(task).from_pretrained(directory, threads=threads)
-    pipeline_logger = pipeline_base.logger  # it logs an error for classes outside its Auto mappings
-    level = pipeline_logger.level
-    pipeline_logger.setLevel(logging.CRITICAL)
-    try:
-        return pipeline(task, model=model, tokenizer=AutoTokenizer.from_pretrained(directory), **kwargs)
-    finally:
-        pipeline_logger.setLevel(level)
+    return served_pipeline(task, model, directory, **kwargs)
 
 
 __all__ = [
