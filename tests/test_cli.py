@@ -436,6 +436,7 @@ def test_each_command_parses_into_the_arguments_its_steps_take():
         ("--batch_size", "0", "`batch_size` must be at least 1, got 0."),
         ("--max_train_samples", "0", "`max_train_samples` must be at least 1, got 0."),
         ("--temperature", "0", "`temperature` must be above 0, got 0."),
+        ("--student_hidden_size", "310", "12 heads do not divide `student_hidden_size=310`: choose a head count"),
     ):
         with pytest.raises(BadInputError, match=re.escape(message)):
             cli_module._parse("distill", [option, value])

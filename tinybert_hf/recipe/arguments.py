@@ -192,6 +192,15 @@ class StudentArguments:
         self.student_init = STUDENT_INIT_ALIASES.get(self.student_init, self.student_init)
         if self.student_init not in STUDENT_INITS and not self.student_init.startswith("general:"):
             self.student_init = f"general:{self.student_init}"  # a bare path, as earlier versions took it
+        shaped = self.student_init in ("pruned-teacher", "random")  # the two inits that take the student shape
+        if shaped and self.student_hidden_size % self.student_attention_heads:
+            from ..models.tinybert.configuration_tinybert import divisors_near  # only here: `--help` needs no torch
+
+            raise ValueError(
+                f"{self.student_attention_heads} heads do not divide "
+                f"`student_hidden_size={self.student_hidden_size}`: choose a head count that does (e.g. "
+                f"{divisors_near(self.student_hidden_size, self.student_attention_heads)})."
+            )
 
 
 @dataclass
