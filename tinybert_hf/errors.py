@@ -41,6 +41,11 @@ class PushError(TinyBertHfError, RuntimeError):
     """A Hub upload failed; the message says where to and why (never the token). The local student is untouched."""
 
 
+class ProcessFailedError(TinyBertHfError, RuntimeError):
+    """Another process of a multi-process run failed; names that process and gives its error, so that every process
+    stops with the same message instead of waiting for the one that failed."""
+
+
 class RunTerminated(KeyboardInterrupt):
     """A SIGTERM, raised where the run is, like Ctrl-C's KeyboardInterrupt: a stop, not an error (so neither a
     [`TinyBertHfError`] nor caught by `except Exception`)."""

@@ -334,8 +334,13 @@ def _parse_command(command: str, rest: list[str]) -> tuple:
 
 def _run(command: str, parsed: tuple) -> int:
     """Run the subcommand's module (`commands/<name>.py`, imported only now: the heavy imports are there)."""
+    from ..utils.processes import end_process_group
+
     module = importlib.import_module(f".{command.replace('-', '_')}", __package__)
-    module.run(*parsed)
+    try:
+        module.run(*parsed)
+    finally:  # under a launcher: every process leaves the group, whether the command ended or failed
+        end_process_group()
     return 0
 
 

@@ -9,10 +9,13 @@ from ..data.tasks import TASKS
 from ..errors import BadInputError
 from ..recipe.arguments import RecipeArguments
 from ..recipe.run import run_recipe
+from ..utils.processes import is_main_process
 
 
 def run(arguments: RecipeArguments) -> None:
-    print(saved_outputs(run_recipe(arguments), arguments))
+    results = run_recipe(arguments)
+    if is_main_process():  # one summary for a multi-process run
+        print(saved_outputs(results, arguments))
 
 
 def run_with_teacher(arguments: RecipeArguments) -> None:

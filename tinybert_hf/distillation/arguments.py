@@ -9,6 +9,7 @@ import torch
 from transformers import TrainingArguments
 from transformers.utils import logging
 
+from ..utils.processes import cpu_process_group_needed
 from .layer_mapping import parse_layer_list
 
 logger = logging.get_logger(__name__)
@@ -109,6 +110,8 @@ class DistillationTrainingArguments(TrainingArguments):
     )
 
     def __post_init__(self):
+        if cpu_process_group_needed():  # plain `torchrun` on CPUs: else each process would train alone, silently
+            self.use_cpu = True
         super().__post_init__()
         if self.dataloader_pin_memory and not torch.accelerator.is_available():
             # pinned memory only speeds copies to an accelerator; without one torch warns on every data loader

@@ -311,13 +311,23 @@ class DistillationTrainer(Trainer):
         load_projection(self.accelerator.unwrap_model(model or self.model), resume_from_checkpoint)
 
     def _check_finite(self, parts: dict[str, torch.Tensor], model) -> None:
-        """Stop before a NaN or infinite loss part reaches the gradients (one host sync per micro-batch)."""
+        """Stop before a NaN or infinite loss part reaches the gradients (one host sync per micro-batch).
+
+        With several processes the parts of every process are gathered first (one all-gather of `(processes,
+        parts)` floats), so that all of them stop together with the same message: a process that raised alone
+        would leave the others waiting in their next collective until the process group's timeout."""
         values = torch.stack([value.detach().float().reshape(()) for value in parts.values()])
-        if bool(torch.isfinite(values).all()):
+        if self.args.world_size > 1:
+            values = self.accelerator.gather(values.unsqueeze(0)).reshape(self.args.world_size, len(parts))
+        else:
+            values = values.unsqueeze(0)
+        finite = torch.isfinite(values)
+        if bool(finite.all()):
             return
-        bad = ", ".join(
-            f"{name} loss is {value.item()}" for name, value in parts.items() if not torch.isfinite(value).all()
-        )
+        rank = int((~finite).any(dim=1).nonzero()[0])  # the first process with a non-finite part
+        where = f" on process {rank}" if self.args.world_size > 1 else ""
+        named = zip(parts, values[rank], strict=True)
+        bad = ", ".join(f"{name} loss is {value.item()}" for name, value in named if not torch.isfinite(value)) + where
         broken = _nonfinite_parameters(model)
         cause = (
             f" The student's weights were already non-finite ({broken[0]}, {len(broken)} tensors): the previous "

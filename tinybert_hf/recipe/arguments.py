@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from typing import Literal, get_args, get_type_hints
 
 from ..data.tasks import TEXT_TASK
+from ..utils.processes import launched_processes
 
 STUDENT_INITS = ("pruned-teacher", "layer-subset", "random")
 # Names used by earlier versions (results.json of older runs); a bare path is read as 'general:<path>'.
@@ -67,8 +68,16 @@ class RunRecordArguments:
         },
     )
 
+    process_timeout: int = field(
+        default=7200,
+        metadata={
+            "help": "Under a launcher (`accelerate launch`, `torchrun`): how many seconds a process waits for the "
+            "others at a barrier, e.g. while the main process alone quantizes and scores the models."
+        },
+    )
+
     def __post_init__(self):
-        check_at_least(self, 1, "save_steps")
+        check_at_least(self, 1, "save_steps", "process_timeout")
 
 
 @dataclass
@@ -308,7 +317,13 @@ class DistillationArguments:
 
     _argument_group_name = "distillation"  # the section of `--help` (HfArgumentParser)
 
-    batch_size: int = field(default=32, metadata={"help": "Training batch size of every step."})
+    batch_size: int = field(
+        default=32,
+        metadata={
+            "help": "Training batch size of every step: the whole batch of one optimizer step, split evenly across "
+            "the processes of a multi-process run (so the same command takes the same steps on any number)."
+        },
+    )
     learning_rate: float = field(default=1e-4, metadata={"help": "Student learning rate (both stages)."})
     temperature: float = field(default=1.0, metadata={"help": "Prediction-stage temperature."})
     attention_loss: Literal["auto", "mse", "kl", "relation"] = field(
@@ -342,6 +357,12 @@ class DistillationArguments:
     def __post_init__(self):
         check_choices(self, DistillationArguments)
         check_at_least(self, 1, "batch_size")
+        processes = launched_processes()
+        if self.batch_size % processes:
+            raise ValueError(
+                f"`batch_size` {self.batch_size} does not split evenly across the {processes} processes of this run: "
+                f"give a multiple of {processes} (it is the whole batch of a step, split across them)."
+            )
         check_at_least(self, 0, "learning_rate", "l1_penalty", "l2_penalty")
         if self.temperature <= 0:
             raise ValueError(f"`temperature` must be above 0, got {self.temperature:g}.")

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import json
 import shutil
+import uuid
 from dataclasses import asdict
 from pathlib import Path
 
@@ -42,7 +43,8 @@ RUN_RECORD = "run.json"
 
 # what the recipe writes under output_dir: what `--overwrite_output_dir` removes (nothing else is touched)
 RECIPE_OUTPUTS = (
-    "teacher", "cache", "student_recovered", "student_intermediate", "student", "student-int8", "baseline",
+    "teacher", "cache", "student_initial", "student_recovered", "student_intermediate", "student", "student-int8",
+    "baseline",
     "checkpoints", "results.json", "results.png", RUN_RECORD,
 )  # fmt: skip
 
@@ -51,7 +53,7 @@ RECIPE_OUTPUTS = (
 SETTINGS_OUTSIDE_MODELS = (
     "output_dir", "overwrite_output_dir", "allow_pickle", "baseline", "int8", "push_to_hub",
     "hub_model_id", "hub_strategy", "hub_private_repo", "speed_batch_size", "speed_seq_length",
-    "eval_files", "eval_label_map", "eval_max_length",
+    "eval_files", "eval_label_map", "eval_max_length", "process_timeout",
 )  # fmt: skip
 
 
@@ -115,3 +117,38 @@ def _output_dir_conflict(output_dir: Path, settings: dict) -> str | None:
         return None
     differences = "; ".join(f"{key}: {recorded[key]!r} there, {settings[key]!r} now" for key in changed[:5])
     return f"holds a run made with other settings ({differences})"
+
+
+LAUNCH_MARKER = ".launch"  # a multi-process run's id, written by the main process for the others to find
+
+
+def check_shared_with_every_process(output_dir: Path) -> None:
+    """Under several processes, check that every one of them sees what the main process writes in `output_dir`:
+    the others read the steps, caches and student it writes there. On machines without a shared file system
+    (NFS, a cluster's shared disk) each would otherwise look at a directory of its own. Nothing with one process.
+
+    Raises:
+        [`~tinybert_hf.errors.OutputDirectoryError`]: on every process, when one of them does not see the main
+            process's file.
+    """
+    from ..utils.processes import agree_on_failure, launched_processes, on_main_process, process_index
+
+    if launched_processes() == 1:
+        return
+    marker = output_dir / LAUNCH_MARKER
+
+    def write_marker() -> str:
+        launch = uuid.uuid4().hex
+        write_text(marker, launch)
+        return launch
+
+    launch = on_main_process(write_marker, share_result=True)
+    seen = marker.read_text() if marker.is_file() else None
+    error = None
+    if seen != launch:
+        error = OutputDirectoryError(
+            f"Process {process_index()} does not see what the main process writes in {output_dir}: the processes of "
+            "a run share its output directory. On several machines, give an `--output_dir` on a file system they "
+            "all mount (NFS, the cluster's shared disk)."
+        )
+    agree_on_failure(error)

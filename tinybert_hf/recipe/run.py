@@ -31,11 +31,13 @@ from ..data.tasks import TASKS
 from ..data.tokenization import label_names, tokenize, tokenize_splits
 from ..evaluation.speed_and_size import parameter_count
 from ..hub.model_card import RESULTS_NAME, card_was_edited, write_model_card
-from ..utils.atomic import write_text
+from ..utils.atomic import atomic_directory, write_text
+from ..utils.processes import is_main_process, launched_processes, main_process_first, on_main_process, process_state
+from ..utils.safe_loading import load_pretrained
 from ..utils.step_runner import finished_step
 from .arguments import RecipeArguments
 from .checks import check_teacher, check_teacher_architecture, general_student_path, teacher_source
-from .output_directory import prepare_output_dir
+from .output_directory import check_shared_with_every_process, prepare_output_dir
 from .steps import (
     augment_training_data,
     build_student,
@@ -46,6 +48,7 @@ from .steps import (
     hub_repository,
     load_eval_sets,
     load_teacher,
+    model_class,
     prepare_transfer_text,
     recover_on_transfer_text,
     trainer_hub_arguments,
@@ -137,46 +140,52 @@ def check_inputs(args: RecipeArguments) -> CheckedInputs:
             from ..quantization.ctranslate2_int8 import require_ctranslate2
 
             require_ctranslate2()
-    if args.push_to_hub:  # a bad token or name fails now
-        args = dataclasses.replace(args, hub_model_id=hub_repository(args))
+    if args.push_to_hub:  # a bad token or name fails now; created once, by the main process
+        args = dataclasses.replace(args, hub_model_id=on_main_process(lambda: hub_repository(args), share_result=True))
     source = teacher_source(args)
     source_config = AutoConfig.from_pretrained(source)
     check_teacher_architecture(source_config, source, args.student_init)
     general_student_path(args)
     args = fitted_to_teacher(args, source_config)
     set_seed(args.seed)
-    data, names, tokenizer = prepare_data(args)
-    if args.teacher:
-        check_teacher(source_config, source, names, args)
-    positions = getattr(source_config, "max_position_embeddings", None)
-    eval_sets = load_eval_sets(names, tokenizer, args, positions)
-    return CheckedInputs(args, data, names, tokenizer, eval_sets, prepare_transfer_text(tokenizer, args))
+    with main_process_first():  # what `datasets` downloads and caches, the main process does first
+        data, names, tokenizer = prepare_data(args)
+        if args.teacher:
+            check_teacher(source_config, source, names, args)
+        positions = getattr(source_config, "max_position_embeddings", None)
+        eval_sets = load_eval_sets(names, tokenizer, args, positions)
+        transfer = prepare_transfer_text(tokenizer, args)
+    return CheckedInputs(args, data, names, tokenizer, eval_sets, transfer)
 
 
 def run_recipe(args: RecipeArguments) -> dict:
     r"""
     Run every step and write `results.json`, `results.png` and the student directory under `args.output_dir`.
 
-    Returns:
-        `dict`: the results (also in `results.json`).
-    """
-    from .report import measure_and_report  # matplotlib only when a report is made
+    Under a launcher (`accelerate launch`, `torchrun`) every process runs this: each training step on all of them,
+    everything else once, on the main process, while the others wait (see [`~tinybert_hf.utils.processes`]).
 
+    Returns:
+        `dict`: the results (also in `results.json`), on every process.
+    """
     started = time.perf_counter()
+    process_state(args.process_timeout)  # under a launcher, the process group, with the recipe's timeout
+    if not is_main_process():  # one process speaks for the run
+        logging.get_logger("tinybert_hf").setLevel(logging.ERROR)
     inputs = check_inputs(args)
     args, data, names, tokenizer, transfer = inputs.args, inputs.data, inputs.names, inputs.tokenizer, inputs.transfer
-    output_dir = prepare_output_dir(args)
+    output_dir = on_main_process(lambda: prepare_output_dir(args)) or Path(args.output_dir)
+    check_shared_with_every_process(output_dir)
 
     teacher_dir = args.teacher or str(finetune_teacher(data, names, tokenizer, args))
     teacher = load_teacher(teacher_dir, names, args)
-    tokenized = tokenize_splits(data, tokenizer, args.task, args.max_length)
-    train, augmentation = training_rows(data, tokenized, tokenizer, teacher, args)
+    with main_process_first():  # augmented rows are cached under output_dir: made once, read by the others
+        tokenized = tokenize_splits(data, tokenizer, args.task, args.max_length)
+        train, augmentation = training_rows(data, tokenized, tokenizer, teacher, args)
 
-    start = time.perf_counter()
-    student, student_init = build_student(teacher, names, args, calibration=train, tokenizer=tokenizer)
-    student_init["seconds"] = time.perf_counter() - start
-    initial_student = type(student)(student.config)
-    initial_student.load_state_dict(student.state_dict())
+    student, student_init = initial_student(teacher, names, args, train, tokenizer)
+    initial_copy = type(student)(student.config)
+    initial_copy.load_state_dict(student.state_dict())
     teacher_layers = student_init.get("teacher_layers")
     if args.recovery_steps:
         student = recover_on_transfer_text(teacher, student, transfer, tokenizer, args, teacher_layers=teacher_layers)
@@ -195,41 +204,68 @@ def run_recipe(args: RecipeArguments) -> dict:
         timings["recovery_seconds"] = finished_step(output_dir / "student_recovered")["seconds"]
     models = {"teacher": (teacher, Path(teacher_dir)), "student (distilled)": (distilled, output_dir / "student")}
     if args.baseline:
-        baseline = finetune_baseline(
-            initial_student, tokenized["train"], tokenized["validation"], tokenizer, names, args
-        )
+        baseline = finetune_baseline(initial_copy, tokenized["train"], tokenized["validation"], tokenizer, names, args)
         models["student (fine-tuned, no teacher)"] = (baseline, output_dir / "baseline")
-    if args.int8:
-        int8_model, int8_dir = quantize_student(output_dir / "student", args)
-        models["student (int8 ONNX)"] = (int8_model, int8_dir)
 
-    results = {
-        "settings": asdict(args),
-        "working_directory": os.getcwd(),  # relative paths in the settings are relative to it
-        "teacher": teacher_dir,
-        "labels": names,
-        "splits": {split: data[split].num_rows for split in data},
-        "augmentation": augmentation,
-        "transfer": _transfer_record(args) if transfer is not None else None,
-        "heldout_sets": {
-            name: {"path": eval_set_name(spec)[1], "rows": inputs.eval_sets[name].num_rows}
-            for spec, name in zip(args.eval_files, inputs.eval_sets, strict=True)
-        },
-        "student_init": student_init,
-        "timings": timings,
-        "models": score_models(models, tokenized, inputs),
-    }
-    if args.int8:  # the ONNX model holds the student's weights, not torch parameters
-        results["models"]["student (int8 ONNX)"]["parameters"] = parameter_count(distilled)
-        results["quantization"] = json.loads((int8_dir / "quantization.json").read_text())
-    measure_and_report(results, {name: model for name, (model, _) in models.items()}, tokenizer, args)
-    results["distillation"] = distillation_record(args, output_dir)
-    results["wall_seconds"] = time.perf_counter() - started
-    write_results(results, output_dir, args)
-    if args.push_to_hub:
-        results["hub_commit"] = push_results(output_dir, args)
-        write_text(output_dir / "results.json", json.dumps(results, indent=2, default=str))
-    return results
+    def report() -> dict:
+        from .report import measure_and_report  # matplotlib only when a report is made
+
+        if args.int8:
+            int8_model, int8_dir = quantize_student(output_dir / "student", args)
+            models["student (int8 ONNX)"] = (int8_model, int8_dir)
+        results = {
+            "settings": asdict(args),
+            "working_directory": os.getcwd(),  # relative paths in the settings are relative to it
+            "processes": launched_processes(),
+            "teacher": teacher_dir,
+            "labels": names,
+            "splits": {split: data[split].num_rows for split in data},
+            "augmentation": augmentation,
+            "transfer": _transfer_record(args) if transfer is not None else None,
+            "heldout_sets": {
+                name: {"path": eval_set_name(spec)[1], "rows": inputs.eval_sets[name].num_rows}
+                for spec, name in zip(args.eval_files, inputs.eval_sets, strict=True)
+            },
+            "student_init": student_init,
+            "timings": timings,
+            "models": score_models(models, tokenized, inputs),
+        }
+        if args.int8:  # the ONNX model holds the student's weights, not torch parameters
+            results["models"]["student (int8 ONNX)"]["parameters"] = parameter_count(distilled)
+            results["quantization"] = json.loads((int8_dir / "quantization.json").read_text())
+        measure_and_report(results, {name: model for name, (model, _) in models.items()}, tokenizer, args)
+        results["distillation"] = distillation_record(args, output_dir)
+        results["wall_seconds"] = time.perf_counter() - started
+        write_results(results, output_dir, args)
+        if args.push_to_hub:
+            results["hub_commit"] = push_results(output_dir, args)
+            write_text(output_dir / "results.json", json.dumps(results, indent=2, default=str))
+        return results
+
+    # scored, measured, written and pushed once; the other processes then read what it wrote
+    return on_main_process(report) or json.loads((output_dir / "results.json").read_text())
+
+
+def initial_student(
+    teacher: PreTrainedModel, names: list[str], args: RecipeArguments, train, tokenizer
+) -> tuple[PreTrainedModel, dict]:
+    """[`build_student`]'s student and record. Under several processes the main process alone builds it (pruning
+    measures importance once) and saves it to `student_initial/`, which every process then loads: all start from
+    the same weights."""
+    start = time.perf_counter()
+    if launched_processes() == 1:
+        student, record = build_student(teacher, names, args, calibration=train, tokenizer=tokenizer)
+        return student, {**record, "seconds": time.perf_counter() - start}
+    directory = Path(args.output_dir) / "student_initial"
+
+    def build_and_save() -> dict:
+        student, record = build_student(teacher, names, args, calibration=train, tokenizer=tokenizer)
+        with atomic_directory(directory) as staging:
+            student.save_pretrained(staging)
+        return {**record, "seconds": time.perf_counter() - start}
+
+    record = on_main_process(build_and_save, share_result=True)
+    return load_pretrained(model_class(args.task), directory), record
 
 
 def training_rows(data: DatasetDict, tokenized: DatasetDict, tokenizer, teacher, args: RecipeArguments) -> tuple:

@@ -38,11 +38,13 @@ from ..distillation.teacher_cache import add_teacher_logits
 from ..distillation.trainer import DistillationTrainer, check_same_vocabulary
 from ..errors import BadInputError
 from ..evaluation.metrics import compute_metrics_for
+from ..evaluation.scoring import score
 from ..models.tinybert.configuration_tinybert import TinyBertConfig
 from ..models.tinybert.conversion import TINYBERT_CLASS_BY_HEAD, student_from_teacher_layers, uniform_layer_subset
 from ..models.tinybert.modeling_tinybert import TinyBertPreTrainedModel
 from ..pruning.structured import apply_plan, calibration_batches, prune, whole_layers_plan
 from ..quantization.quantization_aware import add_fake_quantization, remove_fake_quantization
+from ..utils.processes import cpu_process_group_needed, main_process_first
 from ..utils.safe_loading import load_pretrained
 from ..utils.step_runner import finished_step, run_training_step
 from .arguments import RecipeArguments
@@ -51,12 +53,28 @@ from .checks import check_teacher, general_student_path, teacher_source
 logger = logging.get_logger(__name__)
 
 
-def _pin_memory() -> bool:
-    """Pinned host memory only speeds up copies to an accelerator; asked for without one, torch warns on every
-    data loader."""
+def _has_accelerator() -> bool:
+    """Whether a GPU (or another accelerator) is here: host memory is pinned only then (that only speeds up copies
+    to an accelerator; asked for without one, torch warns on every data loader)."""
     import torch
 
     return torch.accelerator.is_available()
+
+
+def _batch_arguments(args: RecipeArguments) -> dict:
+    """`args.batch_size` rows per optimizer step whatever the number of processes: with several, each step's batch
+    is drawn whole, as one process would draw it, and split across them (Accelerate's `split_batches`; the options
+    refuse a batch size that does not split evenly), so the steps are those of the one-process run."""
+    from ..utils.processes import launched_processes
+
+    processes = launched_processes()
+    if processes == 1:
+        return {"per_device_train_batch_size": args.batch_size, "per_device_eval_batch_size": 128}
+    return {
+        "per_device_train_batch_size": args.batch_size,
+        "per_device_eval_batch_size": 128 // processes * processes or processes,  # split evenly too
+        "accelerator_config": {"split_batches": True},
+    }
 
 
 def _training_arguments(cls, output_dir: Path, args: RecipeArguments, epochs: float, lr: float, **extra):
@@ -65,8 +83,8 @@ def _training_arguments(cls, output_dir: Path, args: RecipeArguments, epochs: fl
         output_dir=str(output_dir.parent / "checkpoints" / output_dir.name),
         num_train_epochs=epochs,
         learning_rate=lr,
-        per_device_train_batch_size=args.batch_size,
-        per_device_eval_batch_size=128,
+        **_batch_arguments(args),
+        ddp_timeout=args.process_timeout,
         warmup_steps=0.1,
         weight_decay=0.01,
         eval_strategy=extra.pop("eval_strategy", "steps" if args.save_steps else "epoch"),
@@ -78,7 +96,8 @@ def _training_arguments(cls, output_dir: Path, args: RecipeArguments, epochs: fl
         metric_for_best_model=extra.pop("metric_for_best_model", "eval_score"),
         greater_is_better=extra.pop("greater_is_better", True),
         train_sampling_strategy="group_by_length",  # less padding: rows of similar length share a batch
-        dataloader_pin_memory=_pin_memory(),
+        dataloader_pin_memory=_has_accelerator(),
+        use_cpu=cpu_process_group_needed(),  # so that a plain `torchrun` on CPUs trains under DDP
         logging_steps=50,
         report_to="none",
         seed=args.seed,
@@ -433,11 +452,13 @@ def distil_prediction_layer(
         # anchored, the teacher runs at every step for its hidden states and gives its logits with them
         if not anchored:
             # on disk under output_dir/cache: a resumed run reads the logits instead of running the teacher again
+            # several processes: the main one runs the teacher and writes the cache, the others then read it
             cache = Path(args.output_dir) / "cache"
-            cached = add_teacher_logits(train, teacher, batch_size=128, cache_dir=cache)
-            validation = add_teacher_logits(validation, teacher, batch_size=128, cache_dir=cache)  # dev loss
-            if transfer is not None:
-                transfer = add_teacher_logits(transfer, teacher, batch_size=128, cache_dir=cache)
+            with main_process_first():
+                cached = add_teacher_logits(train, teacher, batch_size=128, cache_dir=cache)
+                validation = add_teacher_logits(validation, teacher, batch_size=128, cache_dir=cache)  # dev loss
+                if transfer is not None:
+                    transfer = add_teacher_logits(transfer, teacher, batch_size=128, cache_dir=cache)
         if transfer is not None:
             cached = mix_transfer_rows(cached, transfer, token_level=TASKS[args.task].token_level)
         if quantization_aware:
@@ -508,24 +529,9 @@ def _objective_record(trainer: DistillationTrainer) -> dict:
 
 
 def evaluate_model(model: PreTrainedModel, data: Dataset, tokenizer, names, args: RecipeArguments) -> dict:
-    """Metrics of `model` on tokenized `data` (no training)."""
-    trainer = Trainer(
-        model=model,
-        args=TrainingArguments(
-            output_dir="/tmp/tinybert_hf_eval",
-            per_device_eval_batch_size=128,
-            dataloader_pin_memory=_pin_memory(),
-            report_to="none",
-        ),
-        data_collator=data_collator(tokenizer, args.task),
-        processing_class=tokenizer,
-        compute_metrics=compute_metrics_for(names, args.task),
-    )
-    metrics = trainer.evaluate(eval_dataset=data)
-    # Trainer's bookkeeping (`epoch` 0 of a model it did not train, timings) is no metric of the model
-    bookkeeping = ("epoch", "runtime", "model_preparation_time")
-    metrics = {key.removeprefix("eval_"): value for key, value in metrics.items() if not key.endswith("_per_second")}
-    return {key: value for key, value in metrics.items() if key not in bookkeeping}
+    """Metrics of `model` on tokenized `data` (no training), in this process alone: the recipe scores its models on
+    the main process, whatever the launcher started."""
+    return score(model, data, data_collator(tokenizer, args.task), compute_metrics_for(names, args.task))
 
 
 def load_teacher(path: str | Path, names: list[str], args: RecipeArguments) -> PreTrainedModel:

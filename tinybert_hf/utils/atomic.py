@@ -58,18 +58,37 @@ def atomic_directory(path: str | Path) -> Iterator[Path]:
     ...     model.save_pretrained(staging)
     ```
     """
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    staging = path.with_name(f".{path.name}{PARTIAL_SUFFIX}")
-    previous = path.with_name(f".{path.name}.previous")
-    for leftover in (staging, previous):
-        shutil.rmtree(leftover, ignore_errors=True)
-    staging.mkdir()
+    staging = start_staging(path)
     try:
         yield staging
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise
+    commit_staging(staging, path)
+
+
+def staging_path(path: str | Path) -> Path:
+    """The hidden sibling (`.<name>.partial`) that `path` is assembled in: the same on every process of a run."""
+    path = Path(path)
+    return path.with_name(f".{path.name}{PARTIAL_SUFFIX}")
+
+
+def start_staging(path: str | Path) -> Path:
+    """An empty [`staging_path`] of `path` (leftovers of a killed save cleared): the first half of
+    [`atomic_directory`], for saves that several processes take part in."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    staging = staging_path(path)
+    for leftover in (staging, path.with_name(f".{path.name}.previous")):
+        shutil.rmtree(leftover, ignore_errors=True)
+    staging.mkdir()
+    return staging
+
+
+def commit_staging(staging: Path, path: str | Path) -> None:
+    """Put the complete `staging` directory in place of `path` (its previous version removed only afterwards)."""
+    path = Path(path)
+    previous = path.with_name(f".{path.name}.previous")
     if path.exists():
         path.rename(previous)
     staging.rename(path)

@@ -5,6 +5,10 @@ A step owns a directory under an output directory (`teacher/`, `student_intermed
 finished when that directory holds its `stage_done.json` record, written last inside the staging directory that is
 renamed into place; its Trainer checkpoints live beside it (`checkpoints/<step>/`, the Trainer's `output_dir`) and
 are removed once it is finished.
+
+Under several processes every process trains, and the main process alone writes the record, renames the step into
+place and removes its checkpoints (see [`~tinybert_hf.utils.processes`]); the others wait, so every process
+leaves a step with the same finished directory to read.
 """
 
 from __future__ import annotations
@@ -19,7 +23,8 @@ from pathlib import Path
 from transformers import Trainer
 from transformers.utils import logging
 
-from .atomic import DONE_MARKER, atomic_directory, last_complete_checkpoint, write_text
+from .atomic import DONE_MARKER, commit_staging, last_complete_checkpoint, staging_path, start_staging, write_text
+from .processes import is_main_process, on_main_process, wait_for_everyone
 
 logger = logging.get_logger(__name__)
 
@@ -54,7 +59,9 @@ def run_training_step(
         return done
     start = time.perf_counter()
     trainer = build_trainer()
-    checkpoint = last_complete_checkpoint(trainer.args.output_dir)
+    # the main process removes checkpoints cut short; the others skip them, then wait until they are gone
+    checkpoint = last_complete_checkpoint(trainer.args.output_dir, remove_incomplete=is_main_process())
+    wait_for_everyone()
     if checkpoint:
         logger.warning(f"Resuming from {checkpoint}, where an earlier run of this step stopped.")
     trainer.train(resume_from_checkpoint=checkpoint)
@@ -69,12 +76,18 @@ def _save(trainer: Trainer, directory: Path, record: dict) -> None:
     only when complete (a kill meanwhile leaves the step unfinished, never half-written). Not Trainer's pickled
     `training_args.bin`: the settings are in `results.json`, and a model directory should hold nothing that loading
     would have to unpickle. The step's checkpoints, which only served resuming it, are removed."""
-    with atomic_directory(directory) as staging:
-        # `_internal_call`: with push_to_hub, Trainer would also push its checkpoint directory here; the recipe
-        # pushes the finished student itself, with its card
-        trainer.save_model(str(staging), _internal_call=True)
+    staging = on_main_process(lambda: start_staging(directory)) or staging_path(directory)
+    # every process: under DeepSpeed ZeRO-3 and FSDP the weights are gathered from all of them; the main one writes.
+    # `_internal_call`: with push_to_hub, Trainer would also push its checkpoint directory here; the recipe pushes
+    # the finished student itself, with its card
+    trainer.save_model(str(staging), _internal_call=True)
+
+    def commit() -> None:
         (staging / "training_args.bin").unlink(missing_ok=True)
         write_text(staging / DONE_MARKER, json.dumps(record, indent=2))
-    shutil.rmtree(trainer.args.output_dir, ignore_errors=True)
-    with contextlib.suppress(OSError):  # `checkpoints/` itself once no step has any left
-        Path(trainer.args.output_dir).parent.rmdir()
+        commit_staging(staging, directory)
+        shutil.rmtree(trainer.args.output_dir, ignore_errors=True)
+        with contextlib.suppress(OSError):  # `checkpoints/` itself once no step has any left
+            Path(trainer.args.output_dir).parent.rmdir()
+
+    on_main_process(commit)
