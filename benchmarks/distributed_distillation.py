@@ -1,13 +1,13 @@
-"""Two CPU processes against one: TinyBERT's two-stage task distillation on the embedded Rotten Tomatoes task.
+"""The recipe itself on two CPU processes against one: the README's main job (`tinybert-hf distill`, every default),
+as one process with 2 threads and as `torchrun --nproc_per_node 2` with 1 thread each (the same 2 cores).
 
-    python benchmarks/distributed_distillation.py --teacher outputs/tinybert/teacher
+    python benchmarks/distributed_distillation.py [--work_dir DIR] [-- extra recipe options]
 
-runs, side by side in one invocation, the same distillation (student: 4 of the teacher's layers; stage 1
-`--intermediate_epochs`, stage 2 `--prediction_epochs`, best dev epoch kept; no augmentation) as one process with
-batch 32 and as `accelerate launch --cpu --num_processes 2 --mpirun_hostfile ...` with 16 per process (the same
-global batch), then writes `benchmarks/results/distributed.{json,md}`: first-step losses, dev/test accuracy, time.
-
-`--worker` is the distillation itself (what `accelerate launch` starts in each process).
+Each run is the whole recipe, from fine-tuning the teacher to the int8 student and the card, in its own output
+directory under `--work_dir`, one after the other on an otherwise quiet machine. `--batch_size` is the whole batch
+of a step, split across the processes, so both take the same steps. Writes `benchmarks/results/distributed.{json,md}`:
+dev / test / held-out accuracy of the teacher, the student and the int8 student, and the wall time of each step.
+A finished run directory is reused (delete it to measure again).
 """
 
 from __future__ import annotations
@@ -17,153 +17,115 @@ import json
 import os
 import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "benchmarks" / "results"
+MODELS = ("teacher", "student (distilled)", "student (int8 ONNX)")
+STEPS = ("teacher", "augmentation", "student_init", "student_intermediate", "student", "total")
 
 
-def worker(options: argparse.Namespace) -> None:
-    import torch
-    from accelerate import PartialState
-    from transformers import AutoModelForSequenceClassification, set_seed
-
-    from tinybert_hf import DistillationTrainer, add_teacher_logits, student_from_teacher_layers, uniform_layer_subset
-    from tinybert_hf.data.tokenization import data_collator, tokenize_splits
-    from tinybert_hf.evaluation.metrics import compute_metrics_for
-    from tinybert_hf.recipe.arguments import RecipeArguments
-    from tinybert_hf.recipe.run import prepare_data
-    from tinybert_hf.recipe.steps import distillation_training_arguments
-
-    torch.set_num_threads(int(os.environ.get("OMP_NUM_THREADS", "1")))
-    state = PartialState()
-    args = RecipeArguments(teacher=options.teacher, output_dir=options.output_dir, augment=False, int8=False)
-    args.batch_size = options.per_device_train_batch_size
-    set_seed(args.seed)
-    data, names, tokenizer = prepare_data(args)
-    tokenized = tokenize_splits(data, tokenizer, args.task, args.max_length)
-    teacher = AutoModelForSequenceClassification.from_pretrained(options.teacher).eval()
-    layers = uniform_layer_subset(teacher.config.num_hidden_layers, 4)
-    student = student_from_teacher_layers(teacher, layers=layers)
-    output = Path(options.output_dir)
-    started = time.perf_counter()
-
-    stage_one = DistillationTrainer(
-        model=student,
-        teacher_model=teacher,
-        args=distillation_training_arguments(
-            output / "student_intermediate",
-            args,
-            options.intermediate_epochs,
-            stage="intermediate",
-            layer_mapping=",".join(map(str, layers)),
-            eval_strategy="no",
-            load_best_model_at_end=False,
-            logging_first_step=True,
-        ),  # fmt: skip
-        train_dataset=tokenized["train"],
-        data_collator=data_collator(tokenizer, args.task),
-    )
-    stage_one.train()
-    with state.main_process_first():  # one process computes (and caches) the teacher's logits, the other reads them
-        train = add_teacher_logits(tokenized["train"], teacher, batch_size=128)
-        validation = add_teacher_logits(tokenized["validation"], teacher, batch_size=128)
-    stage_two = DistillationTrainer(
-        model=stage_one.model,
-        teacher_model=teacher,
-        args=distillation_training_arguments(
-            output / "student", args, options.prediction_epochs, stage="prediction", logging_first_step=True
-        ),
-        train_dataset=train,
-        eval_dataset=validation,
-        data_collator=data_collator(tokenizer, args.task),
-        compute_metrics=compute_metrics_for(names, args.task),
-    )
-    stage_two.train()
-    dev = stage_two.evaluate()  # the best epoch (load_best_model_at_end), gathered over processes
-    test = stage_two.evaluate(tokenized["test"], metric_key_prefix="test")
-    if state.is_main_process:
-        record = {
-            "world_size": state.num_processes,
-            "per_device_train_batch_size": args.batch_size,
-            "first_step_stage_1": stage_one.state.log_history[0],
-            "first_step_stage_2": stage_two.state.log_history[0],
-            "dev_accuracy": dev["eval_accuracy"],
-            "test_accuracy": test["test_accuracy"],
-            "seconds": time.perf_counter() - started,
-        }
-        Path(options.record).write_text(json.dumps(record, indent=2))
+def command(processes: int, output_dir: Path, extra: list[str]) -> list[str]:
+    recipe = ["tinybert_hf", "distill", "--output_dir", str(output_dir), *extra]
+    if processes == 1:
+        return [sys.executable, "-m", *recipe]
+    torchrun = str(Path(sys.executable).with_name("torchrun"))
+    return [torchrun, "--nproc_per_node", str(processes), "--master_port", "29531", "-m", *recipe]
 
 
-def launch(options: argparse.Namespace) -> None:
-    env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1", "TOKENIZERS_PARALLELISM": "false"}
-    # Open MPI refuses to start as root unless told; CI containers often run as root
-    env.update(OMPI_ALLOW_RUN_AS_ROOT="1", OMPI_ALLOW_RUN_AS_ROOT_CONFIRM="1")
-    env.setdefault("MASTER_PORT", "29517")  # where mpirun-started processes meet (not the default 29500)
-    work = Path(tempfile.mkdtemp(prefix="distributed-distillation-"))
-    hostfile = work / "hostfile"
-    hostfile.write_text("localhost slots=2\n")
-    script = [str(Path(__file__).resolve()), "--worker", "--teacher", options.teacher]
-    epochs = ["--intermediate_epochs", str(options.intermediate_epochs), "--prediction_epochs",
-              str(options.prediction_epochs)]  # fmt: skip
-    runs = {
-        "1 process x 32": [sys.executable, *script, "--per_device_train_batch_size", "32"],
-        "2 processes x 16": [
-            str(Path(sys.executable).with_name("accelerate")),
-            "launch",
-            "--cpu",
-            "--num_processes",
-            "2",
-            "--num_machines",
-            "1",
-            "--mpirun_hostfile",
-            str(hostfile),
-            "--mixed_precision",
-            "no",
-            "--dynamo_backend",
-            "no",
-            *script,
-            "--per_device_train_batch_size",
-            "16",
-        ],  # fmt: skip
+def run_directory(work_dir: Path, processes: int) -> Path:
+    return work_dir / f"{processes}-process{'es' if processes > 1 else ''}"
+
+
+def run(processes: int, work_dir: Path, extra: list[str]) -> dict:
+    output_dir = run_directory(work_dir, processes)
+    if not (output_dir / "results.json").is_file():
+        threads = str(max(1, (os.cpu_count() or 2) // processes))
+        env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": threads, "TOKENIZERS_PARALLELISM": "false"}
+        started = time.perf_counter()
+        with open(work_dir / f"{output_dir.name}.log", "w") as log:
+            subprocess.run(command(processes, output_dir, extra), env=env, stdout=log, stderr=log, check=True)
+        (output_dir / "benchmark_seconds.txt").write_text(f"{time.perf_counter() - started}\n")
+    results = json.loads((output_dir / "results.json").read_text())
+    results["benchmark_seconds"] = float((output_dir / "benchmark_seconds.txt").read_text())
+    return results
+
+
+def step_seconds(results: dict) -> dict:
+    timings, output_dir = results["timings"], Path(results["settings"]["output_dir"])
+    teacher = output_dir / "teacher" / "stage_done.json"
+    return {
+        "teacher": json.loads(teacher.read_text())["seconds"] if teacher.is_file() else None,
+        "augmentation": (results.get("augmentation") or {}).get("seconds"),
+        "student_init": results["student_init"].get("seconds"),
+        "student_intermediate": timings.get("intermediate_seconds"),
+        "student": timings.get("prediction_seconds"),
+        "total": results["benchmark_seconds"],
     }
-    records = {}
-    for name, command in runs.items():
-        directory = work / name.split()[0]
-        record = directory / "record.json"
-        command = [*command, *epochs, "--output_dir", str(directory), "--record", str(record)]
-        print(f"{name}: {' '.join(command)}", flush=True)
-        subprocess.run(command, env=env, check=True)
-        records[name] = json.loads(record.read_text())
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    (RESULTS / "distributed.json").write_text(json.dumps(records, indent=2))
+
+
+def table(runs: dict) -> list[str]:
+    heldout = sorted({name for results in runs.values() for name in results.get("heldout_sets", {})})
     lines = [
-        "| run | world size | stage 1 first-step loss | stage 2 first-step loss | dev acc | test acc | minutes |",
-        "|---|---|---|---|---|---|---|",
+        "| run | model | dev | test | " + " | ".join(heldout) + (" | " if heldout else "") + "% of teacher (test) |",
+        "|---|---|---|---|" + "---|" * len(heldout) + "---|",
     ]
-    for name, record in records.items():
-        lines.append(
-            f"| {name} | {record['world_size']} | {record['first_step_stage_1']['loss']:.6f} | "
-            f"{record['first_step_stage_2']['loss']:.6f} | {100 * record['dev_accuracy']:.1f} | "
-            f"{100 * record['test_accuracy']:.1f} | {record['seconds'] / 60:.1f} |"
-        )
-    (RESULTS / "distributed.md").write_text("\n".join(lines) + "\n")
-    print("\n".join(lines))
+    for run_name, results in runs.items():
+        teacher = results["models"]["teacher"]["test"]["accuracy"]
+        for model in MODELS:
+            scores = results["models"].get(model)
+            if scores is None:
+                continue
+            cells = [f"{100 * scores['dev']['accuracy']:.1f}", f"{100 * scores['test']['accuracy']:.1f}"]
+            cells += [f"{100 * scores['heldout'][name]['accuracy']:.1f}" for name in heldout]
+            share = 100 * scores["test"]["accuracy"] / teacher
+            lines.append(f"| {run_name} | {model} | " + " | ".join(cells) + f" | {share:.1f}% |")
+    lines += ["", "Wall time of each step (seconds):", "", "| run | " + " | ".join(STEPS) + " |",
+              "|---|" + "---|" * len(STEPS)]  # fmt: skip
+    for run_name, results in runs.items():
+        seconds = step_seconds(results)
+        cells = ["" if seconds[step] is None else f"{seconds[step]:.0f}" for step in STEPS]
+        lines.append(f"| {run_name} | " + " | ".join(cells) + " |")
+    one, two = (runs[name]["benchmark_seconds"] for name in runs)
+    lines += ["", f"Two processes take {two / one:.2f}x the wall time of one."]
+    return lines
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--teacher", default=str(ROOT / "outputs" / "tinybert" / "teacher"))
-    parser.add_argument("--intermediate_epochs", type=float, default=0.3)
-    parser.add_argument("--prediction_epochs", type=float, default=1.0)
-    parser.add_argument("--worker", action="store_true")
-    parser.add_argument("--per_device_train_batch_size", type=int, default=32)
-    parser.add_argument("--output_dir")
-    parser.add_argument("--record")
+    parser.add_argument("--work_dir", default=str(ROOT / "outputs" / "distributed"))
+    parser.add_argument("extra", nargs="*", help="recipe options for both runs (after `--`)")
     options = parser.parse_args()
-    worker(options) if options.worker else launch(options)
+    work_dir = Path(options.work_dir)
+    work_dir.mkdir(parents=True, exist_ok=True)
+    runs = {}
+    for processes in (1, 2):
+        name = f"{processes} process{'es' if processes > 1 else ''}"
+        print(f"{name}: {' '.join(command(processes, run_directory(work_dir, processes), options.extra))}", flush=True)
+        runs[name] = run(processes, work_dir, options.extra)
+    lines = [
+        "# The recipe on two CPU processes against one",
+        "",
+        f"Command: `{' '.join(['python benchmarks/distributed_distillation.py', *options.extra])}`",
+        "",
+        "The README's main job (`tinybert-hf distill`, every default), one process with 2 threads against `torchrun "
+        "--nproc_per_node 2` with 1 thread each, on the same 2 cores, one after the other. Accuracy in %.",
+        "",
+        *table(runs),
+    ]
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    record = {
+        name: {
+            "processes": results.get("processes", 1),
+            "models": {model: results["models"][model] for model in MODELS if model in results["models"]},
+            "steps_seconds": step_seconds(results),
+        }
+        for name, results in runs.items()
+    }
+    (RESULTS / "distributed.json").write_text(json.dumps(record, indent=2, default=str) + "\n")
+    (RESULTS / "distributed.md").write_text("\n".join(lines) + "\n")
+    print("\n".join(lines))
 
 
 if __name__ == "__main__":

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import os
+import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import textwrap
 
 import pytest
@@ -17,6 +19,31 @@ from tinybert_hf.data.packaged import packaged_teacher_path
 
 TINY_WORDS = ["good", "bad", "film", "plot", "great", "dull", "cast", "new", "york", "paris", "##s", "the", "a"]
 TINY_VOCAB = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", *TINY_WORDS]
+
+
+def pytest_configure(config):
+    """Every subprocess of the session builds torch C++ extensions (DeepSpeed's CPU shared-memory op, built on first
+    use) into a directory of its own. In the shared `~/.cache/torch_extensions`, a build killed half-way leaves its
+    lock file behind, and every later build waits on that lock forever: the DeepSpeed tests then hang until their
+    timeout, in every later run on the machine."""
+    if "TORCH_EXTENSIONS_DIR" not in os.environ:
+        os.environ["TORCH_EXTENSIONS_DIR"] = tempfile.mkdtemp(prefix="tinybert-hf-tests-torch-extensions-")
+
+
+def run_process_tree(command: list[str], timeout: float, **options) -> subprocess.CompletedProcess:
+    """`subprocess.run(command, capture_output=True, text=True)`, in a session of its own that is killed whole on a
+    timeout: a launcher's workers (`accelerate launch`, `torchrun`, mpirun) would otherwise outlive it, spinning
+    in a collective and slowing every later test."""
+    process = subprocess.Popen(
+        command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True, **options
+    )
+    try:
+        stdout, stderr = process.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        os.killpg(process.pid, signal.SIGKILL)
+        stdout, stderr = process.communicate()
+        raise subprocess.TimeoutExpired(command, timeout, output=stdout, stderr=stderr) from None
+    return subprocess.CompletedProcess(command, process.returncode, stdout, stderr)
 
 
 def free_port() -> int:

@@ -9,14 +9,13 @@ import importlib.util
 import json
 import os
 import shutil
-import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 import torch
 
-from .conftest import free_port
+from .conftest import free_port, run_process_tree
 from .test_trainer import teacher_and_student
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -29,7 +28,7 @@ def run(command: list[str], output: Path) -> tuple[dict, dict]:
     env.update(PATH=f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}")
     env.update(OMPI_ALLOW_RUN_AS_ROOT="1", OMPI_ALLOW_RUN_AS_ROOT_CONFIRM="1")
     env["MASTER_PORT"] = str(free_port())  # mpirun-started processes rendezvous there (default 29500 may be taken)
-    completed = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
+    completed = run_process_tree(command, timeout=600, cwd=ROOT, env=env)
     assert completed.returncode == 0, completed.stderr[-4000:]
     return json.loads(output.read_text()), torch.load(str(output) + ".pt")
 
@@ -89,10 +88,10 @@ def test_two_processes_match_one_process_on_the_same_global_batch(tmp_path, laun
 def test_fsdp2_sharded_teacher_matches_the_full_teacher_on_two_cpu_processes():
     torchrun = shutil.which("torchrun", path=str(Path(sys.executable).parent)) or shutil.which("torchrun")
     env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
-    completed = subprocess.run(
+    completed = run_process_tree(
         [torchrun, "--nproc_per_node", "2", "--master_port", str(free_port()),
          str(ROOT / "tests" / "sharded_teacher.py")],
-        cwd=ROOT, env=env, capture_output=True, text=True, timeout=300,
+        timeout=300, cwd=ROOT, env=env,
     )  # fmt: skip
     assert completed.returncode == 0, completed.stderr[-4000:]
     ranks = json_objects(completed.stdout)

@@ -12,6 +12,7 @@ steps), and the student cut from it then differs by more.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -25,7 +26,7 @@ import torch
 from safetensors.torch import load_file
 from transformers import BertForSequenceClassification, BertTokenizer
 
-from .conftest import TINY_VOCAB, free_port, tiny_bert_config
+from .conftest import TINY_VOCAB, free_port, run_process_tree, tiny_bert_config
 
 ROOT = Path(__file__).resolve().parent.parent
 STEPS = ("student_intermediate", "student")
@@ -85,7 +86,7 @@ def shared_tokenizer(tmp_path_factory):
 
 
 def run(command: list[str], timeout: int = 300) -> subprocess.CompletedProcess:
-    completed = subprocess.run(command, cwd=ROOT, env=environment(), capture_output=True, text=True, timeout=timeout)
+    completed = run_process_tree(command, timeout=timeout, cwd=ROOT, env=environment())
     assert completed.returncode == 0, completed.stderr[-4000:]
     return completed
 
@@ -129,41 +130,30 @@ def test_two_machines_on_loopback_run_the_recipe(task):
     root, options, _ = task
     output, port = root / "two-machines", str(free_port())
     torchrun = str(Path(sys.executable).parent / "torchrun")
+    machine = [torchrun, "--nnodes", "2", "--nproc_per_node", "1", "--master_addr", "127.0.0.1", "--master_port", port]
+    recipe = ["-m", "tinybert_hf", "task-distill", "--output_dir", str(output), *options]
     machines = [
-        subprocess.Popen(
-            [
-                torchrun,
-                "--nnodes",
-                "2",
-                "--nproc_per_node",
-                "1",
-                "--node_rank",
-                str(rank),
-                "--master_addr",
-                "127.0.0.1",
-                "--master_port",
-                port,
-                "-m",
-                "tinybert_hf",
-                "task-distill",
-                "--output_dir",
-                str(output),
-                *options,
-            ],
-            cwd=ROOT,
-            env=environment(),
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-        )  # fmt: skip
+        subprocess.Popen([*machine, "--node_rank", str(rank), *recipe], cwd=ROOT, env=environment(),
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
         for rank in (0, 1)
-    ]
-    outputs = [machine.communicate(timeout=300) for machine in machines]
-    for machine, (_, stderr) in zip(machines, outputs, strict=True):
-        assert machine.returncode == 0, stderr[-4000:]
+    ]  # fmt: skip
+    try:
+        outputs = [started.communicate(timeout=300) for started in machines]
+    finally:
+        for started in machines:
+            kill_session(started)
+    for started, (_, stderr) in zip(machines, outputs, strict=True):
+        assert started.returncode == 0, stderr[-4000:]
     assert_written_once(output, outputs[0][0])
     assert "Saved in" not in outputs[1][0]  # the second machine's process is not the main one
     assert_same_student(root / "one", output)
+
+
+def kill_session(process: subprocess.Popen) -> None:
+    """SIGKILL a launcher started with `start_new_session` and every process it started, if any is left."""
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(process.pid, signal.SIGKILL)
+    process.wait()
 
 
 def process_of_rank(launcher_pid: int, rank: int) -> int | None:
@@ -185,9 +175,11 @@ def process_of_rank(launcher_pid: int, rank: int) -> int | None:
 def test_a_sigkill_of_one_rank_then_the_same_command_resumes(task):
     root, options, _ = task
     output = root / "killed"
-    command = [*launcher("torchrun"), "tinybert_hf", "task-distill", "--output_dir", str(output), *options]
-    process = subprocess.Popen(command, cwd=ROOT, env=environment(), stdout=subprocess.DEVNULL,
-                               stderr=subprocess.DEVNULL)  # fmt: skip
+    recipe = ["tinybert_hf", "task-distill", "--output_dir", str(output), *options]
+    process = subprocess.Popen(
+        [*launcher("torchrun"), *recipe], cwd=ROOT, env=environment(), stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL, start_new_session=True,
+    )  # fmt: skip
     checkpoints = output / "checkpoints" / "student"
     try:
         while process.poll() is None and not any(checkpoints.glob("checkpoint-*/trainer_state.json")):
@@ -198,11 +190,11 @@ def test_a_sigkill_of_one_rank_then_the_same_command_resumes(task):
         os.kill(rank_one, signal.SIGKILL)
         process.wait(timeout=120)  # torchrun stops the other rank and fails
     finally:
-        process.kill()
+        kill_session(process)
     assert process.returncode != 0
     assert (output / "student_intermediate" / "stage_done.json").is_file() and not (output / "student").exists()
     stage_one = (output / "student_intermediate" / "model.safetensors").stat().st_mtime_ns
-    resumed = run([*launcher("torchrun"), *command[len(launcher("torchrun")) :]])
+    resumed = run([*launcher("torchrun"), *recipe])  # the same command (on a free port)
     assert "Resuming from" in resumed.stderr
     assert (output / "student_intermediate" / "model.safetensors").stat().st_mtime_ns == stage_one  # not redone
     assert_written_once(output, resumed.stdout)
@@ -212,10 +204,10 @@ def test_a_sigkill_of_one_rank_then_the_same_command_resumes(task):
 def test_a_nan_on_one_rank_stops_both_ranks_with_the_guards_message():
     torchrun = str(Path(sys.executable).parent / "torchrun")
     start = time.perf_counter()
-    completed = subprocess.run(
+    completed = run_process_tree(
         [torchrun, "--nproc_per_node", "2", "--master_port", str(free_port()),
          str(ROOT / "tests" / "nonfinite_on_one_rank.py")],
-        cwd=ROOT, env=environment(), capture_output=True, text=True, timeout=240,
+        timeout=240, cwd=ROOT, env=environment(),
     )  # fmt: skip
     seconds = time.perf_counter() - start
     assert completed.returncode != 0

@@ -7,6 +7,7 @@ import pytest
 import torch
 
 from tinybert_hf import TinyBertForSequenceClassification
+from tinybert_hf.onnx.cpu_features import u8s8_saturates
 from tinybert_hf.onnx.export import export_onnx, inference_session
 from tinybert_hf.pruning.structured import PruningPlan, apply_plan
 from tinybert_hf.quantization.onnx_int8 import fuse_onnx, quantize_onnx
@@ -85,14 +86,19 @@ def test_a_row_gives_the_same_logits_alone_and_in_any_batch(fused_graph):
 
 
 def test_uint8_weights_compute_what_int8_weights_do_and_reduce_range_keeps_7_bits(fused_graph):
-    _, directory = fused_graph
+    model, directory = fused_graph
     quantize_rowwise(directory / "fused.onnx", directory / "s8.onnx", weight_type="int8")
     quantize_rowwise(directory / "fused.onnx", directory / "u8.onnx", weight_type="uint8")
-    quantize_rowwise(directory / "fused.onnx", directory / "7bit.onnx", reduce_range=True)
-    batch = feeds(random_batch(batch_size=3, seq_length=17, seed=3))
-    signed = inference_session(directory / "s8.onnx").run(None, batch)[0]
-    unsigned = inference_session(directory / "u8.onnx").run(None, batch)[0]
-    np.testing.assert_allclose(signed, unsigned, atol=1e-4)  # the same integers, shifted by 128
+    quantize_rowwise(directory / "fused.onnx", directory / "7bit.onnx", weight_type="int8", reduce_range=True)
+    batch = random_batch(batch_size=3, seq_length=17, seed=3)
+    signed = inference_session(directory / "s8.onnx").run(None, feeds(batch))[0]
+    unsigned = inference_session(directory / "u8.onnx").run(None, feeds(batch))[0]
+    if not u8s8_saturates():  # VNNI: the same integers, shifted by 128
+        np.testing.assert_allclose(signed, unsigned, atol=1e-4)
+    else:  # AVX2 alone: the int8 kernel's int16 pair sums clip; uint8 weights are what "auto" picks here
+        with torch.no_grad():
+            expected = model(**batch).logits.numpy()
+        assert np.abs(unsigned - expected).mean() < np.abs(signed - expected).mean()
     graph = onnx.load(str(directory / "7bit.onnx"))
     products = {node.input[1] for node in graph.graph.node if node.op_type == "MatMulIntegerToFloat"}
     for tensor in graph.graph.initializer:
@@ -100,6 +106,9 @@ def test_uint8_weights_compute_what_int8_weights_do_and_reduce_range_keeps_7_bit
             assert np.abs(onnx.numpy_helper.to_array(tensor).astype(np.int16)).max() <= 63
     with pytest.raises(ValueError, match="weight_type must be one of"):
         quantize_rowwise(directory / "fused.onnx", directory / "bad.onnx", weight_type="int4")
+    quantize_rowwise(directory / "fused.onnx", directory / "auto.onnx")  # the default: what this CPU runs exactly
+    automatic = inference_session(directory / "auto.onnx").run(None, feeds(batch))[0]
+    np.testing.assert_allclose(automatic, signed if not u8s8_saturates() else unsigned, atol=1e-4)
 
 
 @pytest.mark.parametrize("exporter", ["torchscript", "dynamo"])

@@ -34,7 +34,7 @@ WEIGHT_TYPES = ("int8", "uint8")
 def quantize_rowwise(
     fp32_path: str | Path,
     int8_path: str | Path,
-    weight_type: str = "int8",
+    weight_type: str = "auto",
     per_channel: bool = True,
     reduce_range: bool = False,
     op_types: tuple[str, ...] | list[str] = ("MatMul", "Attention", "Gather"),
@@ -45,10 +45,11 @@ def quantize_rowwise(
     Args:
         fp32_path (`str` or `Path`): the graph to rewrite (fp32 weights; other nodes may already be quantized).
         int8_path (`str` or `Path`): where the rewritten graph goes.
-        weight_type (`str`, *optional*, defaults to `"int8"`):
+        weight_type (`str`, *optional*, defaults to `"auto"`):
             `"int8"`: uint8 activations x int8 weights (the fast kernel; on CPUs without VNNI its int16 pair sums can
             saturate, see [`~tinybert_hf.onnx.cpu_features.u8s8_saturates`]). `"uint8"`: uint8 x uint8
-            (weights stored + 128; a kernel that never saturates, slower where VNNI is missing).
+            (weights stored + 128; a kernel that never saturates, slower where VNNI is missing). `"auto"`: `"int8"`
+            where this CPU computes it exactly, else `"uint8"` ([`~tinybert_hf.onnx.cpu_features.int8_weight_type`]).
         per_channel (`bool`, *optional*, defaults to `True`): one weight scale per output column, else per tensor.
         reduce_range (`bool`, *optional*, defaults to `False`): 7-bit weights (+-63), which cannot saturate the
             int8 kernel's int16 pair sums (255 * 63 * 2 < 32767), at some accuracy.
@@ -60,8 +61,12 @@ def quantize_rowwise(
     """
     import onnx
 
+    if weight_type == "auto":
+        from ..onnx.cpu_features import cpu_features, int8_weight_type
+
+        weight_type = int8_weight_type(cpu_features())
     if weight_type not in WEIGHT_TYPES:
-        raise ValueError(f"weight_type must be one of {WEIGHT_TYPES}, got {weight_type!r}.")
+        raise ValueError(f"weight_type must be one of {('auto', *WEIGHT_TYPES)}, got {weight_type!r}.")
     model = onnx.load(str(fp32_path))
     rewriter = _Rewriter(model.graph, weight_type, per_channel, reduce_range)
     counts = {"MatMul": 0, "Attention": 0, "Gather": 0}
