@@ -127,8 +127,8 @@ def on_main_process(work: Callable[[], T], share_result: bool = False) -> T | No
         `T` or `None`: `work()`'s result on the main process (and on all, with `share_result`).
 
     Raises:
-        [`~tinybert_hf.errors.ProcessFailedError`]: on the other processes, when `work` failed on the main one
-        (which raises `work`'s own error).
+        [`~tinybert_hf.errors.ProcessFailedError`]: on the other processes, when `work` failed on the main one,
+            which raises `work`'s own error.
     """
     if launched_processes() == 1:
         return work()
