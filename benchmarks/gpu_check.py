@@ -45,6 +45,7 @@ from tinybert_hf import TinyBertConfig, TinyBertForSequenceClassification
 from tinybert_hf.distillation.arguments import DistillationTrainingArguments
 from tinybert_hf.distillation.losses import attention_score_mse, hidden_state_mse
 from tinybert_hf.distillation.trainer import DistillationTrainer
+from tinybert_hf.models.tinybert.conversion import uniform_layer_subset
 
 ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_OUTPUT = ROOT / "benchmarks" / "results" / "gpu_check.json"
@@ -81,6 +82,11 @@ def rows(size: dict, count: int) -> Dataset:
             "labels": torch.randint(0, 2, (count,), generator=generator).tolist(),
         }
     )
+
+
+def model_inputs(data: Dataset, device: str) -> dict[str, torch.Tensor]:
+    """The rows of `data` as one batch of model inputs on `device` (no labels)."""
+    return {key: torch.tensor(value, device=device) for key, value in data[:].items() if key != "labels"}
 
 
 def synchronize(device: str) -> None:
@@ -170,10 +176,8 @@ def teacher_outputs(teacher, batch) -> tuple:
 
 def throughput(size: dict, device: str, repeats: int) -> dict:
     teacher, student = models(size, device)
-    batch = {key: torch.tensor(value, device=device) for key, value in rows(size, size["batch"])[:].items()}
-    inputs = {key: value for key, value in batch.items() if key != "labels"}
-    layers = teacher.config.num_hidden_layers // student.config.num_hidden_layers
-    mapping = [layers * (index + 1) - 1 for index in range(student.config.num_hidden_layers)]
+    inputs = model_inputs(rows(size, size["batch"]), device)
+    mapping = uniform_layer_subset(teacher.config.num_hidden_layers, student.config.num_hidden_layers)
     report = {"batch": size["batch"], "seq": size["seq"]}
     for precision in ("fp32", "bf16"):
 
@@ -221,9 +225,8 @@ class StepTimer(TrainerCallback):
 def hand_written_steps(teacher, student, data: Dataset, device: str, steps: int, skip: int) -> list[float]:
     """The same intermediate-stage steps as the trainer's: fixed batch, AdamW, zero_grad, no logging."""
     optimizer = torch.optim.AdamW(student.parameters(), lr=1e-3)
-    batch = {key: torch.tensor(value, device=device) for key, value in data[:].items() if key != "labels"}
-    layers = teacher.config.num_hidden_layers // student.config.num_hidden_layers
-    mapping = [layers * (index + 1) - 1 for index in range(student.config.num_hidden_layers)]
+    batch = model_inputs(data, device)
+    mapping = uniform_layer_subset(teacher.config.num_hidden_layers, student.config.num_hidden_layers)
     student.train()
     times = []
     for step in range(steps):
@@ -374,8 +377,8 @@ def _fsdp2_with_fully_shard(size: dict, steps: int) -> dict:
         fully_shard(student)
         before = {name: value.full_tensor().clone() for name, value in student.state_dict().items()}
         data = rows(size, size["batch"])
-        batch = {key: torch.tensor(value) for key, value in data[:].items() if key != "labels"}
-        mapping = list(range(student.config.num_hidden_layers))
+        batch = model_inputs(data, "cpu")
+        mapping = uniform_layer_subset(teacher.config.num_hidden_layers, student.config.num_hidden_layers)
         optimizer = torch.optim.AdamW(student.parameters(), lr=1e-3)
         losses = []
         for _ in range(steps):

@@ -86,14 +86,19 @@ def random_batch(batch_size: int = 3, seq_length: int = 7, vocab_size: int = 99,
     return {"input_ids": input_ids, "attention_mask": attention_mask}
 
 
-@pytest.fixture
-def tiny_tokenizer(tmp_path) -> BertTokenizer:
-    vocab_file = tmp_path / "vocab.txt"
+def tiny_tokenizer_in(directory) -> BertTokenizer:
+    """The tiny WordPiece tokenizer of `TINY_VOCAB`, its vocabulary file written into `directory`."""
+    vocab_file = directory / "vocab.txt"
     vocab_file.write_text("\n".join(TINY_VOCAB) + "\n", encoding="utf-8")
     # transformers 5 reads `vocab=`; `vocab_file=` is silently ignored and leaves only the special tokens
     tokenizer = BertTokenizer(vocab=str(vocab_file), do_lower_case=True)
     assert len(tokenizer) == len(TINY_VOCAB)
     return tokenizer
+
+
+@pytest.fixture
+def tiny_tokenizer(tmp_path) -> BertTokenizer:
+    return tiny_tokenizer_in(tmp_path)
 
 
 @pytest.fixture(scope="session")

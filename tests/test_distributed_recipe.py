@@ -24,9 +24,9 @@ from pathlib import Path
 import pytest
 import torch
 from safetensors.torch import load_file
-from transformers import BertForSequenceClassification, BertTokenizer
+from transformers import BertForSequenceClassification
 
-from .conftest import TINY_VOCAB, free_port, run_process_tree, tiny_bert_config
+from .conftest import free_port, run_process_tree, tiny_bert_config, tiny_tokenizer_in
 
 ROOT = Path(__file__).resolve().parent.parent
 STEPS = ("student_intermediate", "student")
@@ -80,9 +80,7 @@ def task(tmp_path_factory, shared_tokenizer):
 @pytest.fixture(scope="module")
 def shared_tokenizer(tmp_path_factory):
     """conftest's tiny tokenizer, for the module's one teacher."""
-    vocab = tmp_path_factory.mktemp("vocab") / "vocab.txt"
-    vocab.write_text("\n".join(TINY_VOCAB) + "\n", encoding="utf-8")
-    return BertTokenizer(vocab=str(vocab), do_lower_case=True)
+    return tiny_tokenizer_in(tmp_path_factory.mktemp("vocab"))
 
 
 def run(command: list[str], timeout: int = 300) -> subprocess.CompletedProcess:

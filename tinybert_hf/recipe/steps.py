@@ -44,7 +44,7 @@ from ..models.tinybert.conversion import TINYBERT_CLASS_BY_HEAD, student_from_te
 from ..models.tinybert.modeling_tinybert import TinyBertPreTrainedModel
 from ..pruning.structured import apply_plan, calibration_batches, prune, whole_layers_plan
 from ..quantization.quantization_aware import add_fake_quantization, remove_fake_quantization
-from ..utils.processes import cpu_process_group_needed, main_process_first
+from ..utils.processes import cpu_process_group_needed, launched_processes, main_process_first
 from ..utils.safe_loading import load_pretrained
 from ..utils.step_runner import finished_step, run_training_step
 from .arguments import RecipeArguments
@@ -65,8 +65,6 @@ def _batch_arguments(args: RecipeArguments) -> dict:
     """`args.batch_size` rows per optimizer step whatever the number of processes: with several, each step's batch
     is drawn whole, as one process would draw it, and split across them (Accelerate's `split_batches`; the options
     refuse a batch size that does not split evenly), so the steps are those of the one-process run."""
-    from ..utils.processes import launched_processes
-
     processes = launched_processes()
     if processes == 1:
         return {"per_device_train_batch_size": args.batch_size, "per_device_eval_batch_size": 128}

@@ -80,7 +80,12 @@ def _save(trainer: Trainer, directory: Path, record: dict) -> None:
     # every process: under DeepSpeed ZeRO-3 and FSDP the weights are gathered from all of them; the main one writes.
     # `_internal_call`: with push_to_hub, Trainer would also push its checkpoint directory here; the recipe pushes
     # the finished student itself, with its card
-    trainer.save_model(str(staging), _internal_call=True)
+    try:
+        trainer.save_model(str(staging), _internal_call=True)
+    except BaseException:  # the staging directory goes, the previous step directory (if any) stays untouched
+        if is_main_process():
+            shutil.rmtree(staging, ignore_errors=True)
+        raise
 
     def commit() -> None:
         (staging / "training_args.bin").unlink(missing_ok=True)
