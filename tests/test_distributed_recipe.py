@@ -1,5 +1,6 @@
 """The whole recipe on two CPU processes (gloo), as real subprocesses: `torchrun`, `accelerate launch`, two
-"machines" on loopback, a SIGKILL of one rank then the same command again, and a NaN on one rank.
+"machines" on loopback, DeepSpeed ZeRO-2 and ZeRO-3, a SIGKILL of one rank then the same command again, and a NaN
+on one rank.
 
 The reference is the one-process run of the same command. `--batch_size` is the batch of a whole step, split
 across the processes, so both take the same steps. With a given teacher (no fine-tuning) and no dropout, the
@@ -7,12 +8,15 @@ students' test losses agree within 1e-6 and their weights within 1e-4 (measured:
 biases, 8e-6: their true gradient is zero, as softmax ignores them, and AdamW scales the rounding noise the
 all-reduce leaves there up to steps of the order of the learning rate). Fine-tuning the teacher is left out of the
 comparison for the same reason: transformers' Trainer moves every near-zero-gradient weight that way (1e-4 after 6
-steps), and the student cut from it then differs by more.
+steps), and the student cut from it then differs by more. Under DeepSpeed the gradients are summed by
+reduce-scatter in another order, and the test losses agree within 1e-5 (measured: ZeRO-2 9e-7, ZeRO-3 1.0e-6; the
+weights 6e-6 and 1.4e-5, again in the key biases).
 """
 
 from __future__ import annotations
 
 import contextlib
+import importlib.util
 import json
 import os
 import signal
@@ -36,6 +40,7 @@ def environment() -> dict:
     return {
         **os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1", "TOKENIZERS_PARALLELISM": "false",
         "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1",
+        "PYTHONFAULTHANDLER": "1",  # a process that aborts (SIGABRT from C++) prints where its Python was
     }  # fmt: skip
 
 
@@ -44,6 +49,16 @@ def launcher(name: str) -> list[str]:
     scripts = Path(sys.executable).parent
     if name == "torchrun":
         return [str(scripts / "torchrun"), "--nproc_per_node", "2", "--master_port", str(free_port()), "-m"]
+    if name.startswith("deepspeed"):  # the example config as it ships (bf16 for GPUs), told to run in fp32 on CPUs
+        if importlib.util.find_spec("deepspeed") is None:
+            if os.environ.get("CI"):
+                raise AssertionError("DeepSpeed is installed by the README's test command")
+            pytest.skip("DeepSpeed is not installed (the README's test command installs it)")
+        config = ROOT / "examples" / "accelerate_configs" / f"deepspeed_{name.split()[1]}.yaml"
+        return [
+            str(scripts / "accelerate"), "launch", "--config_file", str(config), "--main_process_port",
+            str(free_port()), "--mixed_precision", "no", "-m",
+        ]  # fmt: skip
     return [
         str(scripts / "accelerate"), "launch", "--multi_gpu", "--num_processes", "2", "--num_machines", "1",
         "--main_process_port", str(free_port()), "--mixed_precision", "no", "--dynamo_backend", "no", "-m",
@@ -89,7 +104,7 @@ def run(command: list[str], timeout: int = 300) -> subprocess.CompletedProcess:
     return completed
 
 
-def assert_same_student(reference: Path, output: Path) -> None:
+def assert_same_student(reference: Path, output: Path, loss_tolerance: float = 1e-6) -> None:
     for step in STEPS:
         ours, theirs = (
             load_file(output / step / "model.safetensors"),
@@ -102,7 +117,8 @@ def assert_same_student(reference: Path, output: Path) -> None:
     assert first["processes"] == 1 and second["processes"] == 2
     for model in ("teacher", "student (distilled)"):
         ours, theirs = second["models"][model]["test"], first["models"][model]["test"]
-        assert ours["accuracy"] == theirs["accuracy"] and ours["loss"] == pytest.approx(theirs["loss"], abs=1e-6)
+        assert ours["accuracy"] == theirs["accuracy"]
+        assert ours["loss"] == pytest.approx(theirs["loss"], abs=loss_tolerance)
 
 
 def assert_written_once(output: Path, stdout: str) -> None:
@@ -114,13 +130,32 @@ def assert_written_once(output: Path, stdout: str) -> None:
     assert json.loads((output / "results.json").read_text())["settings"]["output_dir"] == str(output)
 
 
-@pytest.mark.parametrize("name", ["torchrun", "accelerate launch"])
+@pytest.mark.parametrize("name", ["torchrun", "accelerate launch", "deepspeed zero2", "deepspeed zero3"])
 def test_two_processes_write_once_and_train_the_one_process_student(task, name):
+    """Under ZeRO-3 the trainer shards the teacher and student; the recipe still caches logits, scores and writes
+    the card with whole models, on the main process alone."""
     root, options, _ = task
     output = root / name.replace(" ", "-")
     completed = run([*launcher(name), "tinybert_hf", "task-distill", "--output_dir", str(output), *options])
     assert_written_once(output, completed.stdout)
-    assert_same_student(root / "one", output)
+    assert_same_student(root / "one", output, loss_tolerance=1e-5 if name.startswith("deepspeed") else 1e-6)
+
+
+def test_bf16_under_deepspeed_on_cpus_is_refused_before_any_work(task):
+    """The example DeepSpeed config says bf16, which transformers' Trainer trains under DeepSpeed only on GPUs: the
+    run stops at once with one line that says what to add, and leaves nothing that would block the fixed command."""
+    root, options, _ = task
+    output = root / "bf16"
+    command = [*launcher("deepspeed zero2"), "tinybert_hf", "task-distill", "--output_dir", str(output), *options]
+    command.remove("--mixed_precision")
+    command.remove("no")
+    completed = run_process_tree(command, timeout=120, cwd=ROOT, env=environment())
+    assert completed.returncode != 0
+    expected = "tinybert-hf task-distill: The launch asks for bf16 mixed precision under DeepSpeed"
+    lines = [line for line in completed.stderr.splitlines() if line.startswith("tinybert-hf")]
+    assert lines and all(line.startswith(expected) and "--mixed_precision no" in line for line in lines), lines
+    assert completed.stderr.count("Traceback") == 1  # the launcher's own report that a process failed, no other
+    assert not (output / "run.json").exists()
 
 
 def test_two_machines_on_loopback_run_the_recipe(task):
@@ -140,8 +175,11 @@ def test_two_machines_on_loopback_run_the_recipe(task):
     finally:
         for started in machines:
             kill_session(started)
-    for started, (_, stderr) in zip(machines, outputs, strict=True):
-        assert started.returncode == 0, stderr[-4000:]
+    report = "\n".join(
+        f"machine {rank} (exit {started.returncode}):\n{stdout[-2000:]}\n{stderr[-3000:]}"
+        for rank, (started, (stdout, stderr)) in enumerate(zip(machines, outputs, strict=True))
+    )
+    assert all(started.returncode == 0 for started in machines), report
     assert_written_once(output, outputs[0][0])
     assert "Saved in" not in outputs[1][0]  # the second machine's process is not the main one
     assert_same_student(root / "one", output)

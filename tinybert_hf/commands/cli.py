@@ -274,6 +274,12 @@ def _usage() -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
+    from ..utils.processes import exit_launched_process
+
+    return exit_launched_process(_main(argv))  # under a launcher, a process that ran a process group exits there
+
+
+def _main(argv: list[str] | None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     if not argv or argv[0] in ("-h", "--help"):
         print(_usage())
@@ -339,8 +345,10 @@ def _run(command: str, parsed: tuple) -> int:
     module = importlib.import_module(f".{command.replace('-', '_')}", __package__)
     try:
         module.run(*parsed)
-    finally:  # under a launcher: every process leaves the group, whether the command ended or failed
-        end_process_group()
+    except BaseException:  # under a launcher: every process leaves the group, whether the command ended or failed
+        end_process_group(finished=False)
+        raise
+    end_process_group()
     return 0
 
 

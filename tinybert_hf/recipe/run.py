@@ -32,7 +32,14 @@ from ..data.tokenization import label_names, tokenize, tokenize_splits
 from ..evaluation.speed_and_size import parameter_count
 from ..hub.model_card import RESULTS_NAME, card_was_edited, write_model_card
 from ..utils.atomic import atomic_directory, write_text
-from ..utils.processes import is_main_process, launched_processes, main_process_first, on_main_process, process_state
+from ..utils.processes import (
+    is_main_process,
+    launch_mixed_precision,
+    launched_processes,
+    main_process_first,
+    on_main_process,
+    process_state,
+)
 from ..utils.safe_loading import load_pretrained
 from ..utils.step_runner import finished_step
 from .arguments import RecipeArguments
@@ -132,6 +139,7 @@ class CheckedInputs:
 def check_inputs(args: RecipeArguments) -> CheckedInputs:
     """Check and load every input of a run (a refused run leaves no `run.json` behind to block the corrected
     command); optional dependencies and the Hub token fail here too, not after the training."""
+    launch_mixed_precision()  # one the launcher was told to use and this machine cannot train in fails now
     if args.int8:
         from ..onnx.export import require_onnx
 
@@ -217,6 +225,7 @@ def run_recipe(args: RecipeArguments) -> dict:
             "settings": asdict(args),
             "working_directory": os.getcwd(),  # relative paths in the settings are relative to it
             "processes": launched_processes(),
+            "mixed_precision": launch_mixed_precision(),
             "teacher": teacher_dir,
             "labels": names,
             "splits": {split: data[split].num_rows for split in data},

@@ -8,6 +8,7 @@ resumed from its newest complete checkpoint when interrupted, saved whole or not
 
 from __future__ import annotations
 
+import copy
 from pathlib import Path
 
 import transformers
@@ -44,7 +45,14 @@ from ..models.tinybert.conversion import TINYBERT_CLASS_BY_HEAD, student_from_te
 from ..models.tinybert.modeling_tinybert import TinyBertPreTrainedModel
 from ..pruning.structured import apply_plan, calibration_batches, prune, whole_layers_plan
 from ..quantization.quantization_aware import add_fake_quantization, remove_fake_quantization
-from ..utils.processes import cpu_process_group_needed, launched_processes, main_process_first
+from ..utils.processes import (
+    cpu_process_group_needed,
+    deepspeed_launch,
+    launch_mixed_precision,
+    launched_processes,
+    main_process_first,
+    sharded_launch,
+)
 from ..utils.safe_loading import load_pretrained
 from ..utils.step_runner import finished_step, run_training_step
 from .arguments import RecipeArguments
@@ -61,6 +69,12 @@ def _has_accelerator() -> bool:
     return torch.accelerator.is_available()
 
 
+def trainer_teacher(teacher: PreTrainedModel) -> PreTrainedModel:
+    """The teacher to give a `DistillationTrainer`. Under ZeRO-3 or FSDP the trainer shards it in place, so it gets
+    a copy: the recipe's own stays whole, for the logits the main process caches alone and the reports after."""
+    return copy.deepcopy(teacher) if sharded_launch() else teacher
+
+
 def _batch_arguments(args: RecipeArguments) -> dict:
     """`args.batch_size` rows per optimizer step whatever the number of processes: with several, each step's batch
     is drawn whole, as one process would draw it, and split across them (Accelerate's `split_batches`; the options
@@ -68,6 +82,10 @@ def _batch_arguments(args: RecipeArguments) -> dict:
     processes = launched_processes()
     if processes == 1:
         return {"per_device_train_batch_size": args.batch_size, "per_device_eval_batch_size": 128}
+    if deepspeed_launch():
+        # DeepSpeed counts a step's batch as micro-batch x processes and refuses split batches: each process draws
+        # its share. Same steps and batch sizes as one process; the rows of a step are grouped differently.
+        return {"per_device_train_batch_size": args.batch_size // processes, "per_device_eval_batch_size": 128}
     return {
         "per_device_train_batch_size": args.batch_size,
         "per_device_eval_batch_size": 128 // processes * processes or processes,  # split evenly too
@@ -96,6 +114,8 @@ def _training_arguments(cls, output_dir: Path, args: RecipeArguments, epochs: fl
         train_sampling_strategy="group_by_length",  # less padding: rows of similar length share a batch
         dataloader_pin_memory=_has_accelerator(),
         use_cpu=cpu_process_group_needed(),  # so that a plain `torchrun` on CPUs trains under DDP
+        bf16=launch_mixed_precision() == "bf16",  # as `accelerate launch` was told (its DeepSpeed config says so too)
+        fp16=launch_mixed_precision() == "fp16",
         logging_steps=50,
         report_to="none",
         seed=args.seed,
@@ -176,7 +196,7 @@ def recover_on_transfer_text(
         rows = transfer.select(range(min(transfer.num_rows, args.recovery_steps * args.batch_size)))
         return DistillationTrainer(
             model=student,
-            teacher_model=teacher,
+            teacher_model=trainer_teacher(teacher),
             args=distillation_training_arguments(
                 directory,
                 args,
@@ -380,7 +400,7 @@ def distil(
             )
             return DistillationTrainer(
                 model=student,
-                teacher_model=teacher,
+                teacher_model=trainer_teacher(teacher),
                 args=distillation_training_arguments(
                     stage_one,
                     args,
@@ -463,7 +483,7 @@ def distil_prediction_layer(
             add_fake_quantization(student, per_channel=args.int8_per_channel, reduce_range=args.int8_reduce_range)
         return DistillationTrainer(
             model=student,
-            teacher_model=teacher,
+            teacher_model=trainer_teacher(teacher),
             args=distillation_training_arguments(
                 directory,
                 args,

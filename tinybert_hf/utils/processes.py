@@ -15,11 +15,11 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from datetime import timedelta
 from typing import TypeVar
 
-from ..errors import ProcessFailedError
+from ..errors import BadInputError, ProcessFailedError
 
 T = TypeVar("T")
 
@@ -39,16 +39,81 @@ def launched_processes() -> int:
 _RANK_VARIABLES = ("RANK", "OMPI_COMM_WORLD_RANK", "PMI_RANK")
 
 
+def deepspeed_launch() -> bool:
+    """Whether `accelerate launch` was given a DeepSpeed config (it tells the processes through the environment)."""
+    return os.environ.get("ACCELERATE_USE_DEEPSPEED", "").lower() == "true"
+
+
+def sharded_launch() -> bool:
+    """Whether `accelerate launch` shards the models it trains (DeepSpeed ZeRO-3, or FSDP): the trainer then shards
+    the teacher in place too, and a process can no longer run it alone."""
+    if deepspeed_launch():
+        return os.environ.get("ACCELERATE_DEEPSPEED_ZERO_STAGE", "") == "3"
+    return os.environ.get("ACCELERATE_USE_FSDP", "").lower() == "true"
+
+
+@contextmanager
+def whole_models() -> Iterator[None]:
+    """Models loaded inside come whole on every process. Once a Trainer ran under a ZeRO-3 config, transformers
+    builds every later `from_pretrained` model partitioned (through `deepspeed.zero.Init`), and one process alone
+    could then neither run it (its weights are empty placeholders) nor load it (the partitioning is collective)."""
+    from transformers.integrations import deepspeed as hf_deepspeed
+
+    registered = hf_deepspeed._hf_deepspeed_config_weak_ref  # transformers' one handle on the active config
+    config = registered() if registered is not None else None
+    if config is None:
+        yield
+        return
+    hf_deepspeed.unset_hf_deepspeed_config()
+    try:
+        yield
+    finally:
+        hf_deepspeed.set_hf_deepspeed_config(config)
+
+
 def cpu_process_group_needed() -> bool:
     """Whether `TrainingArguments` need `use_cpu=True` for this launch to train as one process group: several
     processes on a machine without an accelerator. Without it, under a plain `torchrun` Trainer would train every
-    process alone, on its own copy of the data, and say nothing. (Not under a DeepSpeed launch config: DeepSpeed's
-    CPU accelerator sets itself up, and `use_cpu` would turn it off.)"""
-    if launched_processes() == 1 or os.environ.get("ACCELERATE_USE_DEEPSPEED", "").lower() == "true":
+    process alone, on its own copy of the data, and say nothing; under a DeepSpeed launch config, Accelerate would
+    count one process and DeepSpeed two, and refuse the batch size."""
+    if launched_processes() == 1:
         return False
     import torch
 
     return not torch.accelerator.is_available()
+
+
+def launch_mixed_precision() -> str | None:
+    """
+    The mixed precision the launcher was told to train in (`accelerate launch --mixed_precision bf16`, or a config
+    file's `mixed_precision`). The recipe sets its `TrainingArguments` to match: under a DeepSpeed config,
+    transformers would otherwise stop the run at the first training step (its DeepSpeed config says bf16, the
+    arguments do not).
+
+    Returns:
+        `str` or `None`: `"bf16"`, `"fp16"`, or `None` for full precision (and under every other launcher).
+
+    Raises:
+        [`~tinybert_hf.errors.BadInputError`]: for a precision this machine cannot train in through transformers'
+            Trainer: fp16 without a GPU, or bf16 under DeepSpeed without one.
+    """
+    value = os.environ.get("ACCELERATE_MIXED_PRECISION", "no").lower()
+    if value not in ("bf16", "fp16"):
+        return None
+    import torch
+
+    if not torch.accelerator.is_available():
+        if value == "fp16":
+            raise BadInputError(
+                "The launch asks for fp16 mixed precision, which needs a GPU; on CPUs launch with "
+                "`--mixed_precision bf16` or `--mixed_precision no`."
+            )
+        if deepspeed_launch():
+            raise BadInputError(
+                "The launch asks for bf16 mixed precision under DeepSpeed, which transformers' Trainer runs only "
+                "with a GPU; on CPUs add `--mixed_precision no` to `accelerate launch`."
+            )
+    return value
 
 
 def process_state(timeout_seconds: float | None = None):
@@ -173,26 +238,74 @@ def wait_for_everyone() -> None:
         _process_group().barrier()
 
 
-def end_process_group() -> None:
-    """Tear the process group down once a multi-process command is done (torch warns of one left behind, and its
-    gloo threads can abort the interpreter's exit); nothing with one process."""
+_ended_process_group = False  # set once this process has torn down the process group it ran in
+
+
+def end_process_group(finished: bool = True) -> None:
+    """
+    Tear the process group down once a multi-process command is done (torch warns of one left behind); nothing
+    with one process.
+
+    Args:
+        finished (`bool`, *optional*, defaults to `True`): whether the command ended on this process without an
+            error. Then every process has reached its end too, and they leave together, after one barrier, so none
+            closes its connections while a peer is still in the last collective. After an error there is no
+            barrier, which a failed peer might never reach.
+    """
+    global _ended_process_group
     if launched_processes() == 1:
         return
     import torch.distributed as dist
 
     if dist.is_available() and dist.is_initialized():
+        if finished:
+            with suppress(RuntimeError):  # a peer already left (it failed after its last collective)
+                dist.barrier()
         dist.destroy_process_group()
+        _ended_process_group = True
+
+
+def exit_launched_process(code: int) -> int:
+    """
+    End a process of a multi-process command with `code`, without the interpreter's teardown.
+
+    Once the process group is torn down, everything is written and only the exit is left. torch 2.13's gloo
+    threads abort that teardown now and then (`terminate called without an active exception`, SIGABRT; about one
+    process run in eight on CPUs, seen in this project's multi-process tests), and the launcher then reports a
+    finished run as failed. So the `atexit` handlers run, the streams are flushed, and the process exits at once.
+    A process that ran no process group (every single-process command) returns `code` as it is.
+
+    Args:
+        code (`int`): the exit status.
+
+    Returns:
+        `int`: `code`, when this process ran no process group (else it does not return).
+    """
+    if not _ended_process_group:
+        return code
+    import atexit
+    import sys
+
+    atexit._run_exitfuncs()  # logging's flush, temporary directories, progress bars: what a normal exit runs
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)
 
 
 __all__ = [
     "agree_on_failure",
     "cpu_process_group_needed",
+    "deepspeed_launch",
     "end_process_group",
+    "exit_launched_process",
     "is_main_process",
+    "launch_mixed_precision",
     "launched_processes",
     "main_process_first",
     "on_main_process",
     "process_index",
     "process_state",
+    "sharded_launch",
     "wait_for_everyone",
+    "whole_models",
 ]

@@ -16,6 +16,7 @@ from safetensors import SafetensorError, safe_open
 from transformers import PreTrainedModel
 
 from ..errors import CorruptWeightsError, UnsafeWeightsError
+from .processes import whole_models
 
 PICKLE_SUFFIXES = (".bin", ".pt", ".pth", ".ckpt", ".pkl")
 # pickles Trainer writes beside the weights of a checkpoint: its state, not the model's weights
@@ -103,6 +104,7 @@ def load_pretrained(model_class, name_or_path: str | Path, allow_pickle: bool = 
         check_model_directory(name_or_path, allow_pickle=allow_pickle)
     kwargs.setdefault("use_safetensors", None if allow_pickle else True)
     try:
-        return model_class.from_pretrained(str(name_or_path), trust_remote_code=False, **kwargs)
+        with whole_models():  # even after a ZeRO-3 Trainer: the recipe cuts, scores and exports whole models
+            return model_class.from_pretrained(str(name_or_path), trust_remote_code=False, **kwargs)
     except SafetensorError as error:  # a Hub download that is cut short: name what was being read
         raise CorruptWeightsError(f"The safetensors weights of {name_or_path} could not be read: {error}.") from error
