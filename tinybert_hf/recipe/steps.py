@@ -94,6 +94,7 @@ def _batch_arguments(args: RecipeArguments) -> dict:
 
 
 def _training_arguments(cls, output_dir: Path, args: RecipeArguments, epochs: float, lr: float, **extra):
+    precision = launch_mixed_precision()  # as `accelerate launch` was told (its DeepSpeed config says so too)
     return cls(
         # checkpoints beside the step's directory, not inside it: the step's directory is a clean, shippable model
         output_dir=str(output_dir.parent / "checkpoints" / output_dir.name),
@@ -114,8 +115,8 @@ def _training_arguments(cls, output_dir: Path, args: RecipeArguments, epochs: fl
         train_sampling_strategy="group_by_length",  # less padding: rows of similar length share a batch
         dataloader_pin_memory=_has_accelerator(),
         use_cpu=cpu_process_group_needed(),  # so that a plain `torchrun` on CPUs trains under DDP
-        bf16=launch_mixed_precision() == "bf16",  # as `accelerate launch` was told (its DeepSpeed config says so too)
-        fp16=launch_mixed_precision() == "fp16",
+        bf16=precision == "bf16",
+        fp16=precision == "fp16",
         logging_steps=50,
         report_to="none",
         seed=args.seed,
