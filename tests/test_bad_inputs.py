@@ -423,3 +423,18 @@ def test_data_files_with_other_headers_are_one_line(tmp_path):
     files = csv_files(tmp_path, GOOD_TRAIN, dev="body,label\ngood film,pos\n")
     with pytest.raises(BadInputError, match=r"do not share one set of columns \(.*train.csv: \['text', 'label'\]; "):
         load_task_dataset(**files)
+
+
+def test_joined_transfer_text_needs_single_training_texts(tiny_tokenizer):
+    # the `joined` source joins the training texts; text pairs and token rows have no single text to join
+    from tinybert_hf.recipe.steps import prepare_transfer_text
+
+    pairs = Dataset.from_dict({"text": ["a b", "c d"], "text_pair": ["e", "f"], "label": [0, 1]})
+    with pytest.raises(BadInputError, match="joins single training texts; a text-classification task with text pairs"):
+        prepare_transfer_text(tiny_tokenizer, RecipeArguments(transfer_text=["joined"], transfer_rows=4), pairs)
+    tokens = RecipeArguments(task="token-classification", transfer_text=["joined"], transfer_rows=4)
+    with pytest.raises(BadInputError, match="with tokens has none"):
+        prepare_transfer_text(tiny_tokenizer, tokens, Dataset.from_dict({"tokens": [["a"]], "ner_tags": [[0]]}))
+    singles = Dataset.from_dict({"text": [f"word{i} film is good" for i in range(200)], "label": [0, 1] * 100})
+    rows = prepare_transfer_text(tiny_tokenizer, RecipeArguments(transfer_text=["joined"], transfer_rows=4), singles)
+    assert rows.num_rows == 4 and "labels" not in rows.column_names

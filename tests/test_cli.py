@@ -332,7 +332,8 @@ def test_transfer_text_recovery_and_heldout_sets(tmp_path, backbone):
         assert 0.0 <= entry["heldout"]["held"]["accuracy"] <= 1.0 and "f1" in entry["heldout"]["held"], name
     assert "Held-out sets, scored only" in first.stdout and "held (20)" in first.stdout
     assert results["transfer"] == {
-        "text": [str(tmp_path / "unlabelled.txt")], "rows": 40, "in_intermediate": True, "recovery_steps": 2,
+        "text": [str(tmp_path / "unlabelled.txt")], "rows": 40, "rows_asked": 40, "in_intermediate": True,
+        "recovery_steps": 2,
     }  # fmt: skip
     assert results["timings"]["recovery_seconds"] > 0
     assert json.loads((output / "student_recovered" / "stage_done.json").read_text())["steps"] == 2

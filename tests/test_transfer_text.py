@@ -2,6 +2,7 @@
 
 import json
 import os
+import re
 
 import pytest
 import torch
@@ -12,6 +13,7 @@ from tinybert_hf import DistillationTrainer, DistillationTrainingArguments, Tiny
 from tinybert_hf.data.loading import eval_set_name, load_eval_set, parse_label_map
 from tinybert_hf.data.packaged import packaged_general_text_paths
 from tinybert_hf.data.transfer_text import (
+    joined_documents,
     load_transfer_text,
     mix_transfer_rows,
     snippets,
@@ -56,6 +58,23 @@ def test_stream_interleaves_sources_and_is_reproducible(tmp_path):
     (tmp_path / "latin1.txt").write_bytes("caf\xe9\n".encode("latin-1"))
     with pytest.raises(BadInputError, match="not UTF-8"):
         load_transfer_text([str(tmp_path / "latin1.txt")], rows=4)
+
+
+def test_joined_source_spans_several_training_texts_and_uses_each_once():
+    texts = [f"Review {i} is {'good' if i % 2 else 'bad'}" for i in range(30)] + ["  ", "Ends well!"]
+    documents = list(joined_documents(texts, seed=3, per_document=4))
+    assert len(documents) == 8  # 31 texts (the blank one dropped), 4 per document
+    # each text once, closed as a sentence (one without an end gets a full stop)
+    closed = [text.strip() + "." for text in texts[:30]] + ["Ends well!"]
+    assert sorted(re.split(r"(?<=[.!]) ", " ".join(documents))) == sorted(closed)
+    assert documents == list(joined_documents(texts, seed=3, per_document=4))
+    assert documents != list(joined_documents(texts, seed=4, per_document=4))
+    # through the stream: snippets of 8 words or more cross the texts' boundaries
+    rows = list(transfer_text_stream(["joined"], max_words=12, seed=0, training_texts=texts))
+    assert any(row.count("Review") > 1 for row in rows)
+    assert all(len(row.split()) <= 12 for row in rows)
+    with pytest.raises(BadInputError, match="joins the task's training texts"):
+        load_transfer_text(["joined"], rows=4)
 
 
 def test_packaged_general_text_streams_news_and_tweets():

@@ -35,6 +35,7 @@ from .loading import TEXT_FILE_BUILDERS, check_utf8
 from .packaged import packaged_general_text_paths
 
 GENERAL = "general"  # the packaged general English text (news articles and health tweets)
+JOINED = "joined"  # the task's own training texts, joined into longer passages (their labels unused)
 IGNORED_LABEL = -100  # what torch's cross-entropy and the trainer's label checks skip
 _SENTENCE_END = re.compile(r"(?<=[.!?])\s+")
 _LINK = re.compile(r"https?://\S+")
@@ -104,7 +105,38 @@ def _file_documents(source: str) -> Iterator[str]:
             yield row["text"]
 
 
-def transfer_text_stream(sources: list[str], max_words: int = 150, seed: int = 0, min_words: int = 8) -> Iterator[str]:
+def joined_documents(texts: list[str], seed: int = 0, per_document: int = 10) -> Iterator[str]:
+    r"""
+    The training texts joined into longer documents, `per_document` texts each in a seeded order (every text once),
+    each text closed as a sentence: cut into snippets by [`transfer_text_stream`], they give passages that span
+    several training texts, of every length up to the cut. Short labelled texts (review snippets, tweets) then
+    teach the student what the teacher does on the longer, mixed texts it meets when deployed; only the teacher's
+    predictions on them are learnt, never the texts' own labels.
+
+    Example:
+
+    ```python
+    >>> from tinybert_hf.data.transfer_text import joined_documents
+
+    >>> list(joined_documents(["Great", "Dull.", "Fine!"], per_document=2, seed=0))
+    ['Great. Fine!', 'Dull.']
+
+    ```
+    """
+    order = [text.strip() for text in texts if text and text.strip()]
+    random.Random(seed).shuffle(order)
+    closed = [text if text[-1] in ".!?" else text + "." for text in order]
+    for start in range(0, len(closed), per_document):
+        yield " ".join(closed[start : start + per_document])
+
+
+def transfer_text_stream(
+    sources: list[str],
+    max_words: int = 150,
+    seed: int = 0,
+    min_words: int = 8,
+    training_texts: list[str] | None = None,
+) -> Iterator[str]:
     r"""
     Snippets of every source, interleaved round-robin so each contributes alike, each source's documents in a
     seeded order within a window of 1,000 (streams are never loaded whole). Each snippet holds up to a seeded
@@ -114,21 +146,33 @@ def transfer_text_stream(sources: list[str], max_words: int = 150, seed: int = 0
 
     Args:
         sources (`list[str]`):
-            `"general"` (the packaged news articles and health tweets, each a source) and/or paths, globs or Hub
+            `"general"` (the packaged news articles and health tweets, each a source), `"joined"` (the
+            `training_texts` joined into longer documents, see [`joined_documents`]) and/or paths, globs or Hub
             data set ids of unlabelled text.
         max_words (`int`, *optional*, defaults to 150): the most words per snippet (about 200 WordPiece tokens,
             past the usual 128-token cut, so that every length up to the cut is well represented).
         seed (`int`, *optional*, defaults to 0): seed of the order and of the snippet lengths.
         min_words (`int`, *optional*, defaults to 8): the least words of a snippet budget (a short document, or
             the end of one, may still give a shorter snippet).
+        training_texts (`list[str]`, *optional*): the texts the `"joined"` source joins (the task's training
+            texts).
 
     Yields:
         `str`: snippets.
+
+    Raises:
+        [`~tinybert_hf.errors.BadInputError`]: `"joined"` is asked for without `training_texts`.
     """
     streams = []
     for source in sources:
         if source == GENERAL:
             streams += [_packaged_documents(name, path) for name, path in packaged_general_text_paths().items()]
+        elif source == JOINED:
+            if not training_texts:
+                raise BadInputError(
+                    f"The transfer text '{JOINED}' joins the task's training texts, and none were given."
+                )
+            streams.append(joined_documents(training_texts, seed=seed))
         else:
             streams.append(_file_documents(source))
     generator = random.Random(seed)
@@ -155,7 +199,9 @@ def _shuffled_snippets(
     yield from buffer
 
 
-def load_transfer_text(sources: list[str], rows: int, max_words: int = 150, seed: int = 0) -> Dataset:
+def load_transfer_text(
+    sources: list[str], rows: int, max_words: int = 150, seed: int = 0, training_texts: list[str] | None = None
+) -> Dataset:
     r"""
     The first `rows` snippets of [`transfer_text_stream`] as a [`~datasets.Dataset`] with one `text` column (the
     same rows, and so the same fingerprint and on-disk caches downstream, for the same arguments).
@@ -163,7 +209,8 @@ def load_transfer_text(sources: list[str], rows: int, max_words: int = 150, seed
     Raises:
         [`~tinybert_hf.errors.BadInputError`]: the sources hold no text at all.
     """
-    texts = list(itertools.islice(transfer_text_stream(sources, max_words, seed), rows))
+    stream = transfer_text_stream(sources, max_words, seed, training_texts=training_texts)
+    texts = list(itertools.islice(stream, rows))
     if not texts:
         raise BadInputError(f"The transfer text {sources} holds no text.")
     return Dataset.from_dict({"text": texts})

@@ -243,8 +243,11 @@ def _heldout_section(results: dict, first: str) -> str:
 def _transfer_description(transfer: dict | None) -> str:
     if not transfer:
         return "none (the task's rows only)."
-    sources = ", ".join("the packaged general English text (news articles, health tweets)" if source == "general"
-                        else f"`{Path(source).name}`" for source in transfer["text"])  # fmt: skip
+    named = {
+        "general": "the packaged general English text (news articles, health tweets)",
+        "joined": "the training texts joined into longer passages",
+    }
+    sources = ", ".join(named.get(source, f"`{Path(source).name}`") for source in transfer["text"])
     parts = []
     if transfer["rows"]:
         stages = "stages 1 and 2" if transfer["in_intermediate"] else "stage 2"

@@ -278,8 +278,9 @@ class TransferTextArguments:
         default_factory=lambda: [GENERAL_TEXT],
         metadata={
             "help": "Unlabelled text for transfer: 'general' (the packaged news articles and health tweets, "
-            "offline) and/or your own in-domain text without labels (.txt one per line, a glob, .csv/.jsonl with a "
-            "`text` column, or a Hub data set id), split into snippets."
+            "offline), 'joined' (the training texts joined into longer passages, labels unused) and/or your own "
+            "in-domain text without labels (.txt one per line, a glob, .csv/.jsonl with a `text` column, or a Hub "
+            "data set id), split into snippets."
         },
     )
     transfer_rows: int = field(

@@ -162,7 +162,7 @@ def check_inputs(args: RecipeArguments) -> CheckedInputs:
             check_teacher(source_config, source, names, args)
         positions = getattr(source_config, "max_position_embeddings", None)
         eval_sets = load_eval_sets(names, tokenizer, args, positions)
-        transfer = prepare_transfer_text(tokenizer, args)
+        transfer = prepare_transfer_text(tokenizer, args, data["train"])
     return CheckedInputs(args, data, names, tokenizer, eval_sets, transfer)
 
 
@@ -230,7 +230,7 @@ def run_recipe(args: RecipeArguments) -> dict:
             "labels": names,
             "splits": {split: data[split].num_rows for split in data},
             "augmentation": augmentation,
-            "transfer": _transfer_record(args) if transfer is not None else None,
+            "transfer": _transfer_record(args, transfer) if transfer is not None else None,
             "heldout_sets": {
                 name: {"path": eval_set_name(spec)[1], "rows": inputs.eval_sets[name].num_rows}
                 for spec, name in zip(args.eval_files, inputs.eval_sets, strict=True)
@@ -341,10 +341,13 @@ def push_results(output_dir: Path, args: RecipeArguments) -> str:
     return pushed.commit_url
 
 
-def _transfer_record(args: RecipeArguments) -> dict:
+def _transfer_record(args: RecipeArguments, transfer) -> dict:
+    """What the run learnt from beyond the labelled rows: `rows` is what stage 2 used (a source may hold fewer
+    snippets than `rows_asked`)."""
     return {
         "text": args.transfer_text,
-        "rows": args.transfer_rows,
+        "rows": min(args.transfer_rows, transfer.num_rows),
+        "rows_asked": args.transfer_rows,
         "in_intermediate": args.transfer_in_intermediate,
         "recovery_steps": args.recovery_steps,
     }

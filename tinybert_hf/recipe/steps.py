@@ -30,7 +30,7 @@ from ..data.loading import eval_set_name, load_eval_set, parse_label_map
 from ..data.packaged import packaged_teacher_path
 from ..data.tasks import TASKS
 from ..data.tokenization import data_collator, sort_by_length, tokenize
-from ..data.transfer_text import load_transfer_text, mix_transfer_rows
+from ..data.transfer_text import JOINED, load_transfer_text, mix_transfer_rows
 from ..distillation.arguments import DistillationTrainingArguments
 from ..distillation.attention_capture import attention_recording_error
 from ..distillation.hidden_projection import detach_hidden_projection
@@ -567,13 +567,26 @@ def load_embedding_source(args: RecipeArguments) -> PreTrainedModel:
     return load_pretrained(AutoModel, teacher_source(args), allow_pickle=args.allow_pickle)
 
 
-def prepare_transfer_text(tokenizer, args: RecipeArguments) -> Dataset | None:
+def prepare_transfer_text(tokenizer, args: RecipeArguments, train: Dataset | None = None) -> Dataset | None:
     """The transfer snippets, tokenized without labels: enough for stage 2's `transfer_rows` and for recovery's
-    `recovery_steps` batches (which read the first rows); `None` when both are off."""
+    `recovery_steps` batches (which read the first rows); `None` when both are off. `train` (the task's training
+    split) gives the texts of the `joined` source."""
     rows = max(args.transfer_rows, args.recovery_steps * args.batch_size)
     if not rows:
         return None
-    text = load_transfer_text(args.transfer_text, rows, seed=args.seed)
+    training_texts = None
+    if JOINED in args.transfer_text:
+        if TASKS[args.task].token_level or (train is not None and "text_pair" in train.column_names):
+            raise BadInputError(
+                f"The transfer text '{JOINED}' joins single training texts; a {args.task} task with "
+                f"{'tokens' if TASKS[args.task].token_level else 'text pairs'} has none: give unlabelled text instead."
+            )
+        training_texts = train["text"] if train is not None else None
+    text = load_transfer_text(args.transfer_text, rows, seed=args.seed, training_texts=training_texts)
+    if text.num_rows < rows:
+        logger.warning(
+            f"The transfer text {args.transfer_text} holds {text.num_rows} snippets, fewer than the {rows} asked."
+        )
     max_length = args.transfer_max_length  # the closure captures this only (it names the caches downstream)
 
     def encode(batch):
