@@ -16,6 +16,10 @@ and 3,000 tweets (`benchmarks/heldout_sets.py`). Variants:
 - `both`: transfer + recovery; `transfer-both-stages`: transfer rows in stage 1 too;
 - `anchored`: stage 2 keeps stage 1's intermediate losses beside the prediction loss (the teacher runs live);
 - `mse-transfer`: transfer, with stage 2's loss an MSE on the logits rather than the soft cross-entropy;
+- `joined`: stage 2 also learns the teacher on 4,000 asked (3,308 held) snippets of the `joined` source: the
+  training texts joined into longer passages (in-domain text at every length up to the cut, labels unused);
+- `joined-noaug`: 3,000 joined snippets instead of TinyBERT's augmented rows (about the same time);
+- `joined-noaug-frozen`: that, with the student's word embeddings frozen in both stages;
 - `default`: the recipe's defaults as they are now (whatever the variants above showed best).
 
 `--seeds 0,1,2` reruns the variants named in `--seeded` with each training seed (data split fixed), for the mean
@@ -60,6 +64,14 @@ def variant_options(name: str, transfer_rows: int, recovery_steps: int, stage1_e
         "transfer-both-stages": {"transfer_rows": transfer_rows, "transfer_in_intermediate": "true"},
         "anchored": {"prediction_intermediate_losses": "true"},
         "mse-transfer": {"transfer_rows": transfer_rows, "prediction_loss": "mse"},
+        "joined": {"transfer_text": "joined", "transfer_rows": 4000},
+        "joined-noaug": {"transfer_text": "joined", "transfer_rows": 3000, "augment": "false"},
+        "joined-noaug-frozen": {
+            "transfer_text": "joined",
+            "transfer_rows": 3000,
+            "augment": "false",
+            "freeze_word_embeddings": "true",
+        },  # fmt: skip
     }
     if name == "default":
         return []
@@ -135,8 +147,9 @@ def write(report: dict) -> None:
     for row in report["runs"]:
         cells = " | ".join(f"{row[w]['student']} ({row[w]['percent_of_teacher']}%)" for w in SETS)
         gaps = " / ".join(f"{row[w]['int8_minus_student']:+.1f}" if "int8" in row[w] else "-" for w in SETS)
+        wall = f"{row['wall_seconds'] / 60:.1f} min" + (" (earlier)" if row.get("earlier") else "")
         lines.append(
-            f"| {row['variant']} | {row['seed']} | {cells} | {gaps} | {row['wall_seconds'] / 60:.1f} min | "
+            f"| {row['variant']} | {row['seed']} | {cells} | {gaps} | {wall} | "
             f"`{' '.join(row['options']) or '(defaults)'}` |"
         )
     lines += ["", "Over seeds (mean +- standard deviation of % of the teacher):", ""]
@@ -160,6 +173,12 @@ def main() -> None:
     parser.add_argument("--transfer_rows", type=int, default=8000)
     parser.add_argument("--recovery_steps", type=int, default=200)
     parser.add_argument("--work_dir", default="outputs/benchmark_generalization")
+    parser.add_argument(
+        "--keep_runs",
+        action="store_true",
+        help="Keep the runs already in the results file that this invocation does not make (an earlier session's: "
+        "their accuracies compare, from the same deterministic teacher; their wall times only within that session).",
+    )
     options = parser.parse_args()
     work = Path(options.work_dir)
     work.mkdir(parents=True, exist_ok=True)
@@ -182,9 +201,16 @@ def main() -> None:
             variant = [*variant, "--int8", "false"]  # the int8 check is the seeded (default) variants'
         runs.append(run_variant(name, variant, int(seed), options.teacher, heldout, work))
         write({"teacher": options.teacher, "runs": runs, "over_seeds": {}})
+    notes = []
+    if options.keep_runs and RESULTS.with_suffix(".json").is_file():
+        earlier = json.loads(RESULTS.with_suffix(".json").read_text())
+        made = {(row["variant"], row["seed"]) for row in runs}
+        kept = [{**row, "earlier": True} for row in earlier["runs"] if (row["variant"], row["seed"]) not in made]
+        runs = kept + runs
+        notes = earlier.get("notes", [])
     names = dict.fromkeys(row["variant"] for row in runs)
     over_seeds = {name: aggregate([row for row in runs if row["variant"] == name]) for name in names}
-    write({"teacher": options.teacher, "runs": runs, "over_seeds": over_seeds})
+    write({"teacher": options.teacher, "runs": runs, "over_seeds": over_seeds, "notes": notes})
     print(RESULTS.with_suffix(".md").read_text())
 
 

@@ -135,3 +135,39 @@ def test_an_mpnet_teacher_teaches_a_random_tinybert_student_and_a_pruned_mpnet_o
     assert 0.0 <= results["models"]["student (int8 ONNX)"]["test"]["accuracy"] <= 1.0
     card = (output / "README.md").read_text()
     assert "A 2x24 MPNet student" in card and "trust_remote_code" not in card and "import tinybert_hf" not in card
+
+
+def test_frozen_word_embeddings_stay_as_initialized_through_both_stages(tmp_path, tiny_tokenizer):
+    """A layer-subset student starts from the teacher's word embeddings: frozen, it ships them unchanged while its
+    layers train; not frozen (the default), the same run from the same teacher moves them."""
+    torch.manual_seed(0)
+    backbone = BertModel(tiny_bert_config())
+    frozen = run_recipe(tiny_run(tmp_path, tiny_tokenizer, backbone, student_init="layer-subset",
+                                 freeze_word_embeddings=True))  # fmt: skip
+    assert frozen["settings"]["freeze_word_embeddings"] is True
+    run = tmp_path / "run"
+    teacher = AutoModelForSequenceClassification.from_pretrained(run / "teacher").get_input_embeddings().weight
+    student = AutoModelForSequenceClassification.from_pretrained(run / "student")
+    assert torch.equal(student.get_input_embeddings().weight, teacher)
+
+    moved = run_recipe(dataclasses.replace(tiny_run(tmp_path / "moved", tiny_tokenizer, backbone,
+                                                    student_init="layer-subset"), teacher=str(run / "teacher"),
+                                           teacher_backbone=None))  # fmt: skip
+    assert moved["settings"]["freeze_word_embeddings"] is False
+    student = AutoModelForSequenceClassification.from_pretrained(tmp_path / "moved" / "run" / "student")
+    assert not torch.equal(student.get_input_embeddings().weight, teacher)
+
+
+def test_auto_transfer_text_and_augmentation_follow_the_task():
+    """'auto': single texts learn from 3,000 joined snippets instead of augmented rows; pairs and tokens (nothing
+    to join) keep augmentation and no transfer rows; what the user sets is kept as given."""
+    single = RecipeArguments().resolved_for_task(single_texts=True)
+    assert (single.transfer_text, single.transfer_rows, single.augment) == (["joined"], 3000, False)
+    pairs = RecipeArguments().resolved_for_task(single_texts=False)
+    assert (pairs.transfer_text, pairs.transfer_rows, pairs.augment) == (["general"], 0, True)
+    given = RecipeArguments(transfer_text=["auto", "mine.txt"], transfer_rows=50, augment=True)
+    resolved = given.resolved_for_task(single_texts=True)
+    assert (resolved.transfer_text, resolved.transfer_rows, resolved.augment) == (["mine.txt", "joined"], 50, True)
+    assert given.transfer_text == ["auto", "mine.txt"] and given.transfer_rows == 50  # a copy: the caller's is kept
+    off = RecipeArguments(transfer_rows=0).resolved_for_task(single_texts=True)
+    assert (off.transfer_rows, off.augment) == (0, True)  # no joined rows learnt: augmentation is on again

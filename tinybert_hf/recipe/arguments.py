@@ -18,6 +18,9 @@ STUDENT_INITS = ("pruned-teacher", "layer-subset", "random")
 # Names used by earlier versions (results.json of older runs); a bare path is read as 'general:<path>'.
 STUDENT_INIT_ALIASES = {"teacher_layers": "layer-subset"}
 GENERAL_TEXT = "general"  # `transfer_text.GENERAL`: the packaged general English text
+JOINED_TEXT = "joined"  # `transfer_text.JOINED`: the training texts joined into longer passages
+AUTO = "auto"  # transfer text and augmentation chosen for the task (`resolved_transfer_defaults`)
+JOINED_TRANSFER_ROWS = 3000  # the default transfer rows of the joined text: about the time augmentation took
 
 
 def check_choices(arguments, group: type | None = None) -> None:
@@ -243,7 +246,13 @@ class AugmentationArguments:
 
     _argument_group_name = "augmentation"  # the section of `--help` (HfArgumentParser)
 
-    augment: bool = field(default=True, metadata={"help": "Add TinyBERT-augmented copies of the training text."})
+    augment: bool | None = field(
+        default=None,
+        metadata={
+            "help": "Add TinyBERT-augmented copies of the training text; default: on unless stage 2 learns from the "
+            "'joined' transfer text (which measured better off the training distribution at the same time)."
+        },
+    )
     num_augmentations: int = field(
         default=1, metadata={"help": "Variants per example (N_a; the paper: 20, days of CPU on 10k rows)."}
     )
@@ -275,19 +284,20 @@ class TransferTextArguments:
     _argument_group_name = "transfer text"  # the section of `--help` (HfArgumentParser)
 
     transfer_text: list[str] = field(
-        default_factory=lambda: [GENERAL_TEXT],
+        default_factory=lambda: [AUTO],
         metadata={
-            "help": "Unlabelled text for transfer: 'general' (the packaged news articles and health tweets, "
-            "offline), 'joined' (the training texts joined into longer passages, labels unused) and/or your own "
+            "help": "Unlabelled text for transfer: 'joined' (the training texts joined into longer passages, "
+            "labels unused), 'general' (the packaged news articles and health tweets, offline) and/or your own "
             "in-domain text without labels (.txt one per line, a glob, .csv/.jsonl with a `text` column, or a Hub "
-            "data set id), split into snippets."
+            "data set id), split into snippets; 'auto': 'joined' for single-text classification, else 'general'."
         },
     )
-    transfer_rows: int = field(
-        default=0,
+    transfer_rows: int | None = field(
+        default=None,
         metadata={
             "help": "Snippets of `transfer_text` that stage 2 also learns the teacher's soft labels on (its logits "
-            "are cached on disk); 0 turns transfer off."
+            f"are cached on disk); 0 turns transfer off; default: {JOINED_TRANSFER_ROWS:,} of the 'joined' text "
+            "(it holds about one snippet per 3 rows), else 0."
         },
     )
     transfer_in_intermediate: bool = field(
@@ -303,7 +313,7 @@ class TransferTextArguments:
     )
 
     def __post_init__(self):
-        if self.transfer_rows < 0 or self.recovery_steps < 0:
+        if (self.transfer_rows or 0) < 0 or self.recovery_steps < 0:
             raise ValueError(
                 f"`transfer_rows` and `recovery_steps` must be 0 or more, got {self.transfer_rows} and "
                 f"{self.recovery_steps}."
@@ -348,6 +358,13 @@ class DistillationArguments:
             "help": "Keep stage 1's losses (embedding, attention, hidden states) on in stage 2 beside the prediction "
             "loss, so the student's layers stay anchored to the teacher's while its predictions are fitted; the "
             "teacher then runs at every step instead of from cached logits."
+        },
+    )
+    freeze_word_embeddings: bool = field(
+        default=False,
+        metadata={
+            "help": "Keep the student's word embeddings as they were initialized in both stages: words the training "
+            "rows lack then stay consistent with the words they have, instead of falling behind layers that moved."
         },
     )
     l1_penalty: float = field(
@@ -488,8 +505,10 @@ class RecipeArguments(*reversed(GROUPS)):  # reversed: dataclass fields follow t
     """Everything the recipe needs; each field is a `tinybert-hf distill --<field>` option, from the groups above.
 
     The defaults are the README's main job, sized for about 15 minutes on a 2-core CPU, installation included
-    (teacher 1 epoch, a TinyBERT4 student pruned from it, 2.5k augmented rows, stage 1 for 0.3 epoch, stage 2 for 1
-    epoch). With a GPU, raise the epochs and `num_augmentations` (the paper: 20) and set `augment_fraction=1`.
+    (teacher 1 epoch, a TinyBERT4 student pruned from it, stage 1 for 0.3 epoch, stage 2 for 1 epoch with 3,000
+    snippets of the training texts joined into longer passages, labelled by the teacher). With a GPU, raise the
+    epochs and `transfer_rows`, or turn augmentation on with `num_augmentations` (the paper: 20) and
+    `augment_fraction=1`.
     """
 
     def __post_init__(self):
@@ -497,6 +516,21 @@ class RecipeArguments(*reversed(GROUPS)):  # reversed: dataclass fields follow t
         for group in GROUPS:
             if "__post_init__" in vars(group):
                 group.__post_init__(self)
+
+    def resolved_for_task(self, single_texts: bool) -> RecipeArguments:
+        """A copy with the 'auto' defaults made concrete for a task whose rows are `single_texts` (text
+        classification of one text, not pairs or tokens): transfer text 'joined' there and 'general' elsewhere,
+        `transfer_rows` 3,000 of the joined text (else 0), augmentation on unless stage 2 learns from the joined
+        text. `results.json` records the copy."""
+        sources = [source for source in self.transfer_text if source != AUTO]
+        if AUTO in self.transfer_text:
+            sources.append(JOINED_TEXT if single_texts else GENERAL_TEXT)
+        sources = list(dict.fromkeys(sources))
+        rows = self.transfer_rows
+        if rows is None:
+            rows = JOINED_TRANSFER_ROWS if JOINED_TEXT in sources else 0
+        augment = self.augment if self.augment is not None else not (rows and JOINED_TEXT in sources)
+        return dataclasses.replace(self, transfer_text=sources, transfer_rows=rows, augment=augment)
 
     @classmethod
     def from_groups(cls, *groups) -> RecipeArguments:

@@ -136,6 +136,11 @@ class CheckedInputs:
     transfer: object | None
 
 
+def _single_texts(data: DatasetDict, args: RecipeArguments) -> bool:
+    """Whether the task's rows are one text each (what the 'joined' transfer text and augmentation work on)."""
+    return not TASKS[args.task].token_level and "text_pair" not in data["train"].column_names
+
+
 def check_inputs(args: RecipeArguments) -> CheckedInputs:
     """Check and load every input of a run (a refused run leaves no `run.json` behind to block the corrected
     command); optional dependencies and the Hub token fail here too, not after the training."""
@@ -158,6 +163,7 @@ def check_inputs(args: RecipeArguments) -> CheckedInputs:
     set_seed(args.seed)
     with main_process_first():  # what `datasets` downloads and caches, the main process does first
         data, names, tokenizer = prepare_data(args)
+        args = args.resolved_for_task(single_texts=_single_texts(data, args))
         if args.teacher:
             check_teacher(source_config, source, names, args)
         positions = getattr(source_config, "max_position_embeddings", None)

@@ -370,6 +370,12 @@ def build_student(
     return student, {"student_init": args.student_init}
 
 
+def freeze_word_embeddings(student: PreTrainedModel, frozen: bool) -> None:
+    """Keep (`frozen`) or train the student's word embeddings: the task's rows reach only the words they hold, so
+    while the layers above move, a frozen table keeps every other word where the layers were distilled to read it."""
+    student.get_input_embeddings().weight.requires_grad_(not frozen)
+
+
 def distil(
     teacher: PreTrainedModel,
     student: PreTrainedModel,
@@ -399,6 +405,7 @@ def distil(
                 if transfer is not None and args.transfer_in_intermediate
                 else train
             )
+            freeze_word_embeddings(student, args.freeze_word_embeddings)
             return DistillationTrainer(
                 model=student,
                 teacher_model=trainer_teacher(teacher),
@@ -482,6 +489,7 @@ def distil_prediction_layer(
             cached = mix_transfer_rows(cached, transfer, token_level=TASKS[args.task].token_level)
         if quantization_aware:
             add_fake_quantization(student, per_channel=args.int8_per_channel, reduce_range=args.int8_reduce_range)
+        freeze_word_embeddings(student, args.freeze_word_embeddings)
         return DistillationTrainer(
             model=student,
             teacher_model=trainer_teacher(teacher),
