@@ -159,12 +159,14 @@ def test_frozen_word_embeddings_stay_as_initialized_through_both_stages(tmp_path
 
 
 def test_auto_transfer_text_and_augmentation_follow_the_task():
-    """'auto': single texts learn from 3,000 joined snippets instead of augmented rows; pairs and tokens (nothing
-    to join) keep augmentation and no transfer rows; what the user sets is kept as given."""
+    """'auto': single texts learn from 3,000 joined snippets instead of augmented rows; pairs (nothing to join)
+    keep augmentation and no transfer rows, tokens neither; what the user sets is kept as given."""
     single = RecipeArguments().resolved_for_task(single_texts=True)
     assert (single.transfer_text, single.transfer_rows, single.augment) == (["joined"], 3000, False)
     pairs = RecipeArguments().resolved_for_task(single_texts=False)
     assert (pairs.transfer_text, pairs.transfer_rows, pairs.augment) == (["general"], 0, True)
+    tokens = RecipeArguments().resolved_for_task(single_texts=False, token_level=True)
+    assert (tokens.transfer_rows, tokens.augment) == (0, False)  # replacements would misalign the tags
     given = RecipeArguments(transfer_text=["auto", "mine.txt"], transfer_rows=50, augment=True)
     resolved = given.resolved_for_task(single_texts=True)
     assert (resolved.transfer_text, resolved.transfer_rows, resolved.augment) == (["mine.txt", "joined"], 50, True)

@@ -517,11 +517,12 @@ class RecipeArguments(*reversed(GROUPS)):  # reversed: dataclass fields follow t
             if "__post_init__" in vars(group):
                 group.__post_init__(self)
 
-    def resolved_for_task(self, single_texts: bool) -> RecipeArguments:
+    def resolved_for_task(self, single_texts: bool, token_level: bool = False) -> RecipeArguments:
         """A copy with the 'auto' defaults made concrete for a task whose rows are `single_texts` (text
         classification of one text, not pairs or tokens): transfer text 'joined' there and 'general' elsewhere,
         `transfer_rows` 3,000 of the joined text (else 0), augmentation on unless stage 2 learns from the joined
-        text. `results.json` records the copy."""
+        text or the task is `token_level` (word replacements would misalign its tags). `results.json` records the
+        copy."""
         sources = [source for source in self.transfer_text if source != AUTO]
         if AUTO in self.transfer_text:
             sources.append(JOINED_TEXT if single_texts else GENERAL_TEXT)
@@ -529,7 +530,9 @@ class RecipeArguments(*reversed(GROUPS)):  # reversed: dataclass fields follow t
         rows = self.transfer_rows
         if rows is None:
             rows = JOINED_TRANSFER_ROWS if JOINED_TEXT in sources else 0
-        augment = self.augment if self.augment is not None else not (rows and JOINED_TEXT in sources)
+        augment = self.augment
+        if augment is None:
+            augment = not token_level and not (rows and JOINED_TEXT in sources)
         return dataclasses.replace(self, transfer_text=sources, transfer_rows=rows, augment=augment)
 
     @classmethod

@@ -163,7 +163,7 @@ def check_inputs(args: RecipeArguments) -> CheckedInputs:
     set_seed(args.seed)
     with main_process_first():  # what `datasets` downloads and caches, the main process does first
         data, names, tokenizer = prepare_data(args)
-        args = args.resolved_for_task(single_texts=_single_texts(data, args))
+        args = args.resolved_for_task(_single_texts(data, args), token_level=TASKS[args.task].token_level)
         if args.teacher:
             check_teacher(source_config, source, names, args)
         positions = getattr(source_config, "max_position_embeddings", None)
