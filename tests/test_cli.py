@@ -118,7 +118,7 @@ def test_distill_runs_the_recipe_pushes_and_resumes_finished_steps(tmp_path, bac
         "--test_file", str(tmp_path / "test.csv"), "--text_column", "sentence", "--label_column", "sentiment",
         "--max_length", "16", "--teacher_epochs", "2", "--intermediate_epochs", "1", "--prediction_epochs", "2",
         "--student_init", "layer-subset", "--student_layers", "2",
-        "--num_augmentations", "2", "--batch_size", "16", "--learning_rate", "1e-3",
+        "--augment", "true", "--num_augmentations", "2", "--batch_size", "16", "--learning_rate", "1e-3",
         "--teacher_learning_rate", "1e-3", "--speed_batch_size", "4", "--speed_seq_length", "16", "--baseline", "true",
     ]  # fmt: skip
     repo_id = "tinybert-test/recipe-student"
@@ -332,13 +332,16 @@ def test_transfer_text_recovery_and_heldout_sets(tmp_path, backbone):
         assert 0.0 <= entry["heldout"]["held"]["accuracy"] <= 1.0 and "f1" in entry["heldout"]["held"], name
     assert "Held-out sets, scored only" in first.stdout and "held (20)" in first.stdout
     assert results["transfer"] == {
-        "text": [str(tmp_path / "unlabelled.txt")], "rows": 40, "rows_asked": 40, "in_intermediate": True,
+        "text": [str(tmp_path / "unlabelled.txt")],
+        "rows": 30,
+        "rows_asked": 40,
+        "in_intermediate": True,
         "recovery_steps": 2,
-    }  # fmt: skip
+    }  # fmt: skip  (the file holds 30 snippets: the rows used, not those asked)
     assert results["timings"]["recovery_seconds"] > 0
     assert json.loads((output / "student_recovered" / "stage_done.json").read_text())["steps"] == 2
     card = (output / "student" / "README.md").read_text()
-    assert "### Off the training distribution" in card and "40 unlabelled snippets of `unlabelled.txt`" in card
+    assert "### Off the training distribution" in card and "30 unlabelled snippets of `unlabelled.txt`" in card
     assert f"{100 * results['models']['student (distilled)']['heldout']['held']['accuracy']:.1f}" in card
     caches = sorted(path.name for path in (output / "cache").glob("teacher-logits-*.arrow"))
     assert len(caches) == 3  # training rows, dev rows, transfer rows
@@ -416,6 +419,9 @@ def test_help_is_plain_text_and_each_command_lists_only_its_own_options():
 def test_each_command_parses_into_the_arguments_its_steps_take():
     (defaults,) = cli_module._parse("distill", [])
     assert defaults == RecipeArguments()  # the groups together are the recipe's arguments, defaults included
+    # `--augment` defaults to None (the recipe picks per task) and still reads as a flag, with its `--no_augment`
+    for argv, augment in (([], None), (["--augment"], True), (["--no_augment"], False), (["--augment", "no"], False)):
+        assert cli_module._parse("distill", argv)[0].augment is augment, argv
     prune, arguments = cli_module._parse(
         "prune", ["--model", "m", "--head_ratio", "0.5", "--teacher", "t", "--max_train_samples", "40"]
     )

@@ -221,6 +221,7 @@ def _parser(name: str, groups):
         parser.exit(2, f"tinybert-hf {name}: {message}; `tinybert-hf {name} --help` lists the options.\n")
 
     parser.error = one_line_error
+    _add_turn_off_flags(parser)
     for action in parser._actions:
         if action.help:  # help strings are written with Markdown code spans for the docs; a terminal shows them raw
             action.help = action.help.replace("`", "")
@@ -229,6 +230,19 @@ def _parser(name: str, groups):
             action.help = f"Turn off --{action.dest} (see above)."
             action.default = argparse.SUPPRESS  # its flag's default is the one that counts (and is shown)
     return parser
+
+
+def _add_turn_off_flags(parser: argparse.ArgumentParser):
+    """`bool | None` options (None: the recipe picks per task) read as the flags that default to True do: a bare
+    `--flag` is true and `--no_<flag>` turns it off (HfArgumentParser gives these only to `bool` fields), so that
+    `--augment` and `--no_augment` work whichever default `--augment` has."""
+    for action in list(parser._actions):
+        if action.default is not None or getattr(action.type, "__name__", None) != "string_to_bool":
+            continue
+        action.nargs, action.const = "?", True
+        group = next(group for group in parser._action_groups if action in group._group_actions)
+        names = dict.fromkeys([f"--no_{action.dest}", f"--no-{action.dest.replace('_', '-')}"])
+        group.add_argument(*names, action="store_false", dest=action.dest)
 
 
 def _parse(name: str, argv: list[str]) -> tuple:

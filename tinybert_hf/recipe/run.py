@@ -168,7 +168,7 @@ def check_inputs(args: RecipeArguments) -> CheckedInputs:
             check_teacher(source_config, source, names, args)
         positions = getattr(source_config, "max_position_embeddings", None)
         eval_sets = load_eval_sets(names, tokenizer, args, positions)
-        transfer = prepare_transfer_text(tokenizer, args, data["train"])
+        transfer = prepare_transfer_text(tokenizer, args, data["train"], positions)
     return CheckedInputs(args, data, names, tokenizer, eval_sets, transfer)
 
 

@@ -575,10 +575,13 @@ def load_embedding_source(args: RecipeArguments) -> PreTrainedModel:
     return load_pretrained(AutoModel, teacher_source(args), allow_pickle=args.allow_pickle)
 
 
-def prepare_transfer_text(tokenizer, args: RecipeArguments, train: Dataset | None = None) -> Dataset | None:
-    """The transfer snippets, tokenized without labels: enough for stage 2's `transfer_rows` and for recovery's
-    `recovery_steps` batches (which read the first rows); `None` when both are off. `train` (the task's training
-    split) gives the texts of the `joined` source."""
+def prepare_transfer_text(
+    tokenizer, args: RecipeArguments, train: Dataset | None = None, positions: int | None = None
+) -> Dataset | None:
+    """The transfer snippets, tokenized without labels (up to `transfer_max_length`, within the teacher's
+    `positions`): enough for stage 2's `transfer_rows` and for recovery's `recovery_steps` batches (which read the
+    first rows); `None` when both are off. `train` (the task's training split) gives the texts of the `joined`
+    source, whose passages are longer than the labelled rows."""
     rows = max(args.transfer_rows, args.recovery_steps * args.batch_size)
     if not rows:
         return None
@@ -595,7 +598,8 @@ def prepare_transfer_text(tokenizer, args: RecipeArguments, train: Dataset | Non
         logger.warning(
             f"The transfer text {args.transfer_text} holds {text.num_rows} snippets, fewer than the {rows} asked."
         )
-    max_length = args.transfer_max_length  # the closure captures this only (it names the caches downstream)
+    # The closure captures this int only (it names the caches downstream).
+    max_length = min(args.transfer_max_length, positions) if positions else args.transfer_max_length
 
     def encode(batch):
         return tokenizer(batch["text"], truncation=True, max_length=max_length)
