@@ -179,7 +179,10 @@ def main() -> None:
         help="Keep the runs already in the results file that this invocation does not make (an earlier session's: "
         "their accuracies compare, from the same deterministic teacher; their wall times only within that session).",
     )
+    parser.add_argument("--note", action="append", default=[], help="A line for the report's notes (repeatable).")
     options = parser.parse_args()
+    # read before the first write below replaces the file
+    earlier = json.loads(RESULTS.with_suffix(".json").read_text()) if RESULTS.with_suffix(".json").is_file() else {}
     work = Path(options.work_dir)
     work.mkdir(parents=True, exist_ok=True)
     heldout = eval_file_options(write_heldout_sets(work / "heldout"))
@@ -202,12 +205,12 @@ def main() -> None:
         runs.append(run_variant(name, variant, int(seed), options.teacher, heldout, work))
         write({"teacher": options.teacher, "runs": runs, "over_seeds": {}})
     notes = []
-    if options.keep_runs and RESULTS.with_suffix(".json").is_file():
-        earlier = json.loads(RESULTS.with_suffix(".json").read_text())
+    if options.keep_runs and earlier:
         made = {(row["variant"], row["seed"]) for row in runs}
         kept = [{**row, "earlier": True} for row in earlier["runs"] if (row["variant"], row["seed"]) not in made]
         runs = kept + runs
         notes = earlier.get("notes", [])
+    notes = [*notes, *(note for note in options.note if note not in notes)]
     names = dict.fromkeys(row["variant"] for row in runs)
     over_seeds = {name: aggregate([row for row in runs if row["variant"] == name]) for name in names}
     write({"teacher": options.teacher, "runs": runs, "over_seeds": over_seeds, "notes": notes})
