@@ -159,10 +159,10 @@ def test_frozen_word_embeddings_stay_as_initialized_through_both_stages(tmp_path
 
 
 def test_auto_transfer_text_and_augmentation_follow_the_task():
-    """'auto': single texts learn from 3,000 joined snippets instead of augmented rows; pairs (nothing to join)
+    """'auto': single texts learn from 2,000 joined snippets instead of augmented rows; pairs (nothing to join)
     keep augmentation and no transfer rows, tokens neither; what the user sets is kept as given."""
     single = RecipeArguments().resolved_for_task(single_texts=True)
-    assert (single.transfer_text, single.transfer_rows, single.augment) == (["joined"], 3000, False)
+    assert (single.transfer_text, single.transfer_rows, single.augment) == (["joined"], 2000, False)
     pairs = RecipeArguments().resolved_for_task(single_texts=False)
     assert (pairs.transfer_text, pairs.transfer_rows, pairs.augment) == (["general"], 0, True)
     tokens = RecipeArguments().resolved_for_task(single_texts=False, token_level=True)

@@ -20,7 +20,7 @@ STUDENT_INIT_ALIASES = {"teacher_layers": "layer-subset"}
 GENERAL_TEXT = "general"  # `transfer_text.GENERAL`: the packaged general English text
 JOINED_TEXT = "joined"  # `transfer_text.JOINED`: the training texts joined into longer passages
 AUTO = "auto"  # transfer text and augmentation chosen for the task (`resolved_transfer_defaults`)
-JOINED_TRANSFER_ROWS = 3000  # the default transfer rows of the joined text: about the time augmentation took
+JOINED_TRANSFER_ROWS = 2000  # the default transfer rows of the joined text: the main job stays within 15 minutes
 
 
 def check_choices(arguments, group: type | None = None) -> None:
@@ -505,7 +505,7 @@ class RecipeArguments(*reversed(GROUPS)):  # reversed: dataclass fields follow t
     """Everything the recipe needs; each field is a `tinybert-hf distill --<field>` option, from the groups above.
 
     The defaults are the README's main job, sized for about 15 minutes on a 2-core CPU, installation included
-    (teacher 1 epoch, a TinyBERT4 student pruned from it, stage 1 for 0.3 epoch, stage 2 for 1 epoch with 3,000
+    (teacher 1 epoch, a TinyBERT4 student pruned from it, stage 1 for 0.3 epoch, stage 2 for 1 epoch with 2,000
     snippets of the training texts joined into longer passages, labelled by the teacher). With a GPU, raise the
     epochs and `transfer_rows`, or turn augmentation on with `num_augmentations` (the paper: 20) and
     `augment_fraction=1`.
@@ -520,7 +520,7 @@ class RecipeArguments(*reversed(GROUPS)):  # reversed: dataclass fields follow t
     def resolved_for_task(self, single_texts: bool, token_level: bool = False) -> RecipeArguments:
         """A copy with the 'auto' defaults made concrete for a task whose rows are `single_texts` (text
         classification of one text, not pairs or tokens): transfer text 'joined' there and 'general' elsewhere,
-        `transfer_rows` 3,000 of the joined text (else 0), augmentation on unless stage 2 learns from the joined
+        `transfer_rows` 2,000 of the joined text (else 0), augmentation on unless stage 2 learns from the joined
         text or the task is `token_level` (word replacements would misalign its tags). `results.json` records the
         copy."""
         sources = [source for source in self.transfer_text if source != AUTO]
