@@ -438,3 +438,8 @@ def test_joined_transfer_text_needs_single_training_texts(tiny_tokenizer):
     singles = Dataset.from_dict({"text": [f"word{i} film is good" for i in range(200)], "label": [0, 1] * 100})
     rows = prepare_transfer_text(tiny_tokenizer, RecipeArguments(transfer_text=["joined"], transfer_rows=4), singles)
     assert rows.num_rows == 4 and "labels" not in rows.column_names
+    # joined passages are longer than the labelled rows: cut to the teacher's position table (8 here), not past it
+    short = prepare_transfer_text(
+        tiny_tokenizer, RecipeArguments(transfer_text=["joined"], transfer_rows=4), singles, 8
+    )
+    assert max(len(ids) for ids in short["input_ids"]) == 8 < max(len(ids) for ids in rows["input_ids"])

@@ -337,7 +337,7 @@ def test_transfer_text_recovery_and_heldout_sets(tmp_path, backbone):
         "rows_asked": 40,
         "in_intermediate": True,
         "recovery_steps": 2,
-    }  # fmt: skip  (the file holds 30 snippets: the rows used, not those asked)
+    }  # the file holds 30 snippets: `rows` is what was used, not what was asked
     assert results["timings"]["recovery_seconds"] > 0
     assert json.loads((output / "student_recovered" / "stage_done.json").read_text())["steps"] == 2
     card = (output / "student" / "README.md").read_text()

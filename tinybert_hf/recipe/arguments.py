@@ -19,7 +19,7 @@ STUDENT_INITS = ("pruned-teacher", "layer-subset", "random")
 STUDENT_INIT_ALIASES = {"teacher_layers": "layer-subset"}
 GENERAL_TEXT = "general"  # `transfer_text.GENERAL`: the packaged general English text
 JOINED_TEXT = "joined"  # `transfer_text.JOINED`: the training texts joined into longer passages
-AUTO = "auto"  # transfer text and augmentation chosen for the task (`resolved_transfer_defaults`)
+AUTO = "auto"  # transfer text and augmentation chosen for the task (`RecipeArguments.resolved_for_task`)
 JOINED_TRANSFER_ROWS = 2000  # the default transfer rows of the joined text: the main job stays within 15 minutes
 
 
