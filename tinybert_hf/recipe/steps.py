@@ -575,6 +575,12 @@ def load_embedding_source(args: RecipeArguments) -> PreTrainedModel:
     return load_pretrained(AutoModel, teacher_source(args), allow_pickle=args.allow_pickle)
 
 
+def within_positions(max_length: int, positions: int | None) -> int:
+    """`max_length`, lowered to the teacher's position table (`positions`, when it has one): rows tokenized longer
+    would index past it."""
+    return min(max_length, positions) if positions else max_length
+
+
 def prepare_transfer_text(
     tokenizer, args: RecipeArguments, train: Dataset | None = None, positions: int | None = None
 ) -> Dataset | None:
@@ -599,7 +605,7 @@ def prepare_transfer_text(
             f"The transfer text {args.transfer_text} holds {text.num_rows} snippets, fewer than the {rows} asked."
         )
     # The closure captures this int only (it names the caches downstream).
-    max_length = min(args.transfer_max_length, positions) if positions else args.transfer_max_length
+    max_length = within_positions(args.transfer_max_length, positions)
 
     def encode(batch):
         return tokenizer(batch["text"], truncation=True, max_length=max_length)
@@ -613,7 +619,7 @@ def load_eval_sets(names: list[str], tokenizer, args: RecipeArguments, positions
     if args.eval_files and TASKS[args.task].token_level:
         raise BadInputError("`--eval_files` scores text classification; token classification has none yet.")
     label_map = parse_label_map(args.eval_label_map)
-    max_length = min(args.eval_max_length, positions) if positions else args.eval_max_length
+    max_length = within_positions(args.eval_max_length, positions)
     sets = {}
     for spec in args.eval_files:
         name, path = eval_set_name(spec)
