@@ -14,9 +14,10 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 from pathlib import Path
 
-from transformers import AutoModelForSequenceClassification
+from transformers import AutoConfig, AutoModelForSequenceClassification
 
 import tinybert_hf  # noqa: F401  (registers the TinyBERT classes)
 from tinybert_hf.data.tokenization import tokenize
@@ -24,23 +25,26 @@ from tinybert_hf.recipe.arguments import RecipeArguments
 from tinybert_hf.recipe.run import prepare_data
 from tinybert_hf.recipe.steps import evaluate_model, load_eval_sets
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from heldout_sets import LABEL_MAP_FOR_ROTTEN_TOMATOES, write_heldout_sets  # noqa: E402
+
 RESULTS = Path(__file__).resolve().parent / "results" / "weight_averaging.json"
-LABEL_MAP_FOR_ROTTEN_TOMATOES = "negative=rotten,positive=fresh"
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--run_dir", default="outputs/tinybert")
-    parser.add_argument("--heldout_dir", default="heldout")
+    parser.add_argument("--heldout_dir", default="heldout", help="Where the held-out sets are (written if missing).")
     options = parser.parse_args()
-    run, heldout = Path(options.run_dir), Path(options.heldout_dir)
+    run = Path(options.run_dir)
+    heldout = write_heldout_sets(options.heldout_dir)  # kept when already there
     args = RecipeArguments(
-        eval_files=[f"imdb={heldout / 'imdb.csv'}", f"tweets={heldout / 'tweets.csv'}"],
-        eval_label_map=LABEL_MAP_FOR_ROTTEN_TOMATOES,
+        eval_files=[f"{name}={path}" for name, path in heldout.items()], eval_label_map=LABEL_MAP_FOR_ROTTEN_TOMATOES
     )
     data, names, tokenizer = prepare_data(args)
     sets = {split: tokenize(data[split], tokenizer, args.task, args.max_length) for split in ("validation", "test")}
-    sets.update(load_eval_sets(names, tokenizer, args, positions=512))
+    positions = AutoConfig.from_pretrained(run / "teacher").max_position_embeddings  # as the recipe cuts them
+    sets.update(load_eval_sets(names, tokenizer, args, positions))
 
     def accuracies(model) -> dict[str, float]:
         return {name: evaluate_model(model, rows, tokenizer, names, args)["accuracy"] for name, rows in sets.items()}
@@ -68,8 +72,8 @@ def main() -> None:
         print(alpha, {name: row["percent_of_teacher"] for name, row in rows[alpha].items()}, flush=True)
     dev_final = rows[1.0]["validation"]["accuracy"]
     chosen = min(alpha for alpha, row in rows.items() if row["validation"]["accuracy"] >= dev_final - 0.5)
-    report = {"run_dir": str(run), "teacher": {k: round(100 * v, 2) for k, v in teacher.items()}, "alphas": rows,
-              "chosen_on_dev": chosen}  # fmt: skip
+    teacher_percent = {name: round(100 * score, 2) for name, score in teacher.items()}
+    report = {"run_dir": str(run), "teacher": teacher_percent, "alphas": rows, "chosen_on_dev": chosen}
     RESULTS.write_text(json.dumps(report, indent=1) + "\n")
     print(f"alpha chosen on the dev split: {chosen}: {rows[chosen]}")
 
