@@ -74,9 +74,18 @@ def variant_options(name: str, transfer_rows: int, recovery_steps: int, stage1_e
             "freeze_word_embeddings": "true",
         },  # fmt: skip
     }
-    on_the_defaults = {"default": {}, "default-temperature-2": {"temperature": 2}}  # changes to today's defaults
+    on_the_defaults = {  # changes to today's defaults
+        "default": {},
+        "default-temperature-2": {"temperature": 2},
+        "default-both-stages": {"transfer_in_intermediate": "true"},
+        "default-stage1-longer": {"intermediate_epochs": 0.8},
+        "default-general": {"transfer_text": ["joined", "general"], "transfer_rows": 3000},
+    }
     settings = on_the_defaults[name] if name in on_the_defaults else {**BEFORE, **changes[name]}
-    return [item for key, value in settings.items() for item in (f"--{key}", str(value))]
+    options = []
+    for key, value in settings.items():  # a list is one option with several values (`--transfer_text a b`)
+        options += [f"--{key}", *map(str, value if isinstance(value, list) else [value])]
+    return options
 
 
 def run_variant(name: str, options: list[str], seed: int, teacher: str, heldout: list[str], work: Path) -> dict:

@@ -158,6 +158,24 @@ def test_frozen_word_embeddings_stay_as_initialized_through_both_stages(tmp_path
     assert not torch.equal(student.get_input_embeddings().weight, teacher)
 
 
+def test_stage_two_trains_at_its_own_learning_rate(tmp_path, tiny_tokenizer):
+    """`prediction_learning_rate` is stage 2's alone: at 0 the final student is the stage-1 student, weight for
+    weight, while stage 1 (at `learning_rate`) moved the student; the card's record gives each stage its rate."""
+    torch.manual_seed(0)
+    results = run_recipe(tiny_run(tmp_path, tiny_tokenizer, BertModel(tiny_bert_config()),
+                                  student_init="layer-subset", prediction_learning_rate=0.0))  # fmt: skip
+    run = tmp_path / "run"
+    stage_one = AutoModelForSequenceClassification.from_pretrained(run / "student_intermediate")
+    final = AutoModelForSequenceClassification.from_pretrained(run / "student")
+    weights, stage_one_weights = final.state_dict(), stage_one.state_dict()
+    assert weights.keys() == stage_one_weights.keys()
+    assert all(torch.equal(weights[name], stage_one_weights[name]) for name in weights)
+    teacher = AutoModelForSequenceClassification.from_pretrained(run / "teacher").get_input_embeddings().weight
+    assert not torch.equal(final.get_input_embeddings().weight, teacher)  # stage 1 trained
+    stages = {stage["name"]: stage["learning_rate"] for stage in results["distillation"]["stages"]}
+    assert stages == {"intermediate": 1e-4, "prediction": 0.0}
+
+
 def test_auto_transfer_text_and_augmentation_follow_the_task():
     """'auto': single texts learn from 2,000 joined snippets instead of augmented rows; pairs (nothing to join)
     keep augmentation and no transfer rows, tokens neither; what the user sets is kept as given."""

@@ -336,6 +336,13 @@ class DistillationArguments:
         },
     )
     learning_rate: float = field(default=1e-4, metadata={"help": "Student learning rate (both stages)."})
+    prediction_learning_rate: float | None = field(
+        default=None,
+        metadata={
+            "help": "Stage 2's own learning rate, if it should differ from `learning_rate` (TinyBERT's scripts fit "
+            "the predictions at a lower rate than the layers); default: `learning_rate`."
+        },
+    )
     temperature: float = field(default=1.0, metadata={"help": "Prediction-stage temperature."})
     attention_loss: Literal["auto", "mse", "kl", "relation"] = field(
         default="auto",
@@ -382,6 +389,8 @@ class DistillationArguments:
                 f"give a multiple of {processes} (it is the whole batch of a step, split across them)."
             )
         check_at_least(self, 0, "learning_rate", "l1_penalty", "l2_penalty")
+        if self.prediction_learning_rate is not None:
+            check_at_least(self, 0, "prediction_learning_rate")
         if self.temperature <= 0:
             raise ValueError(f"`temperature` must be above 0, got {self.temperature:g}.")
 

@@ -58,6 +58,7 @@ from .steps import (
     model_class,
     prepare_transfer_text,
     recover_on_transfer_text,
+    stage_learning_rate,
     trainer_hub_arguments,
     transfer_rows,
 )
@@ -368,7 +369,7 @@ def distillation_record(args: RecipeArguments, output_dir: Path) -> dict:
         stage = {"name": "intermediate", "epochs": args.intermediate_epochs, "learning_rate": args.learning_rate}
         stages.append({**stage, **_recorded(record, "loss_weights", "attention_loss", "layer_mapping")})
     record = finished_step(output_dir / "student")
-    stage = {"name": "prediction", "epochs": args.prediction_epochs, "learning_rate": args.learning_rate}
+    stage = {"name": "prediction", "epochs": args.prediction_epochs, "learning_rate": stage_learning_rate(args, None)}
     stages.append(
         {**stage, **_recorded(record, "loss_weights", "temperature"), "quantization_aware": args.quantization_aware}
     )

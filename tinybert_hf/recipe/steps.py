@@ -126,17 +126,26 @@ def _training_arguments(cls, output_dir: Path, args: RecipeArguments, epochs: fl
 
 
 def distillation_training_arguments(output_dir: Path, args: RecipeArguments, epochs: float, **extra):
-    """Training arguments of a distillation stage: the recipe's, plus its weight penalties."""
+    """Training arguments of a distillation stage: the recipe's, plus its weight penalties (stage 2 at its own
+    learning rate, where one is given)."""
     return _training_arguments(
         DistillationTrainingArguments,
         output_dir,
         args,
         epochs,
-        args.learning_rate,
+        stage_learning_rate(args, extra.get("stage")),
         l1_penalty=args.l1_penalty,
         l2_penalty=args.l2_penalty,
         **extra,
     )
+
+
+def stage_learning_rate(args: RecipeArguments, stage: str | None) -> float:
+    """The learning rate of a distillation stage: `prediction_learning_rate` for stage 2 (`stage` "prediction", or
+    None: stage 2 with the intermediate losses kept on) where it is given, else `learning_rate`."""
+    if stage != "intermediate" and args.prediction_learning_rate is not None:
+        return args.prediction_learning_rate
+    return args.learning_rate
 
 
 def layer_objective(args: RecipeArguments, teacher: PreTrainedModel, student: PreTrainedModel, teacher_layers) -> dict:
@@ -533,7 +542,9 @@ def finetune_baseline(
         directory,
         lambda: Trainer(
             model=student,
-            args=_training_arguments(TrainingArguments, directory, args, args.prediction_epochs, args.learning_rate),
+            args=_training_arguments(
+                TrainingArguments, directory, args, args.prediction_epochs, stage_learning_rate(args, "prediction")
+            ),  # at stage 2's rate: the baseline stands in for it
             train_dataset=train,
             eval_dataset=validation,
             data_collator=data_collator(tokenizer, args.task),
