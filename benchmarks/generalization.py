@@ -21,7 +21,14 @@ and 3,000 tweets (`benchmarks/heldout_sets.py`). Variants:
 - `joined-noaug`: 3,000 joined snippets instead of TinyBERT's augmented rows (about the same time);
 - `joined-noaug-frozen`: that, with the student's word embeddings frozen in both stages;
 - `default`: the recipe's defaults as they are now (whatever the variants above showed best);
-- `default-temperature-2`: the defaults with stage 2's temperature at 2 (softer teacher labels).
+- `default-temperature-2`: the defaults with stage 2's temperature at 2 (softer teacher labels);
+- `default-both-stages`: the defaults with the transfer rows in stage 1 too; `default-stage1-longer`: stage 1 for
+  0.8 epoch instead of 0.3; `default-prediction-lr`: stage 2 at half the learning rate (5e-5);
+- `default-general`: the defaults' 2,000 transfer rows drawn from the joined text and the packaged general text
+  (news articles, health tweets), a third from each;
+- `default-domain-text`: the same 2,000 rows drawn from the joined text and a user's unlabelled text of both
+  held-out domains (`write_domain_text`: other IMDB reviews, neutral tweets of the same corpus; never a held-out
+  row), a third from each: what a user who has unlabelled traffic of where the student is deployed gets.
 
 `--seeds 0,1,2` reruns the variants named in `--seeded` with each training seed (data split fixed), for the mean
 and spread, after every variant ran with the first seed; only the seeded variants write the int8 student (the
@@ -45,7 +52,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from heldout_sets import eval_file_options, write_heldout_sets  # noqa: E402
+from heldout_sets import eval_file_options, write_domain_text, write_heldout_sets  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "benchmarks" / "results" / "generalization"
@@ -53,8 +60,11 @@ BEFORE = {"transfer_rows": 0, "recovery_steps": 0}  # the recipe before transfer
 SETS = ("test", "imdb", "tweets")
 
 
-def variant_options(name: str, transfer_rows: int, recovery_steps: int, stage1_epochs: float | None) -> list[str]:
-    """The `tinybert-hf distill` options of one variant: the `before` settings with the variant's changes."""
+def variant_options(
+    name: str, transfer_rows: int, recovery_steps: int, stage1_epochs: float | None, domain_text: list[str] = ()
+) -> list[str]:
+    """The `tinybert-hf distill` options of one variant: the `before` settings with the variant's changes (or
+    today's defaults with them); `domain_text`: the unlabelled IMDB and tweets files of `write_domain_text`."""
     changes = {
         "before": {},
         "transfer": {"transfer_rows": transfer_rows},
@@ -79,7 +89,10 @@ def variant_options(name: str, transfer_rows: int, recovery_steps: int, stage1_e
         "default-temperature-2": {"temperature": 2},
         "default-both-stages": {"transfer_in_intermediate": "true"},
         "default-stage1-longer": {"intermediate_epochs": 0.8},
-        "default-general": {"transfer_text": ["joined", "general"], "transfer_rows": 3000},
+        "default-general": {"transfer_text": ["joined", "general"]},  # the same 2,000 rows, a third of each source
+        "default-prediction-lr": {"prediction_learning_rate": 5e-5},
+        # a user's unlabelled traffic of both held-out domains beside the joined text, the same 2,000 rows in all
+        "default-domain-text": {"transfer_text": ["joined", *map(str, domain_text)]},
     }
     settings = on_the_defaults[name] if name in on_the_defaults else {**BEFORE, **changes[name]}
     options = []
@@ -195,6 +208,7 @@ def main() -> None:
     work = Path(options.work_dir)
     work.mkdir(parents=True, exist_ok=True)
     heldout = eval_file_options(write_heldout_sets(work / "heldout"))
+    domain_text = write_domain_text(work / "heldout")
     runs, stage1_epochs = [], None
     # every variant with the first seed, then the other seeds of the seeded ones (a long benchmark gives the
     # comparison first, the spread after)
@@ -208,7 +222,7 @@ def main() -> None:
             per_epoch = before["timings"]["intermediate_seconds"] / before["intermediate_epochs"]
             extra = recovery["timings"]["recovery_seconds"] / per_epoch
             stage1_epochs = round(before["intermediate_epochs"] + extra, 2)
-        variant = variant_options(name, options.transfer_rows, options.recovery_steps, stage1_epochs)
+        variant = variant_options(name, options.transfer_rows, options.recovery_steps, stage1_epochs, domain_text)
         if name not in options.seeded.split(","):
             variant = [*variant, "--int8", "false"]  # the int8 check is the seeded (default) variants'
         runs.append(run_variant(name, variant, int(seed), options.teacher, heldout, work))

