@@ -103,7 +103,9 @@ def variant_options(
 
 def run_variant(name: str, options: list[str], seed: int, teacher: str, heldout: list[str], work: Path) -> dict:
     output = work / f"{name}-seed{seed}"
-    results_file = output / "results.json"
+    results_file, options_file = output / "results.json", output / "benchmark_options.json"
+    if results_file.is_file() and options_file.is_file():  # what the kept run ran with (e.g. `--int8 false`)
+        options = json.loads(options_file.read_text())
     if not results_file.is_file():  # a finished run is kept: rerunning the benchmark resumes it
         command = [
             sys.executable, "-m", "tinybert_hf", "distill", "--teacher", teacher, "--output_dir", str(output),
@@ -112,6 +114,7 @@ def run_variant(name: str, options: list[str], seed: int, teacher: str, heldout:
         print(f"[{time.strftime('%H:%M:%S')}] {name} seed {seed}: {' '.join(options) or '(defaults)'}", flush=True)
         with open(work / f"{name}-seed{seed}.log", "w") as log:
             subprocess.run(command, check=True, stdout=log, stderr=subprocess.STDOUT, env=os.environ)
+        options_file.write_text(json.dumps(options))
     return summarize(name, seed, options, json.loads(results_file.read_text()))
 
 
