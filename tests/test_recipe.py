@@ -178,7 +178,8 @@ def test_stage_two_trains_at_its_own_learning_rate(tmp_path, tiny_tokenizer):
 
 def test_auto_transfer_text_and_augmentation_follow_the_task():
     """'auto': single texts learn from 2,000 joined snippets instead of augmented rows; pairs (nothing to join)
-    keep augmentation and no transfer rows, tokens neither; what the user sets is kept as given."""
+    keep augmentation and no transfer rows, tokens neither; text the user names is learnt from (2,000 rows unless
+    told otherwise); what the user sets is kept as given."""
     single = RecipeArguments().resolved_for_task(single_texts=True)
     assert (single.transfer_text, single.transfer_rows, single.augment) == (["joined"], 2000, False)
     pairs = RecipeArguments().resolved_for_task(single_texts=False)
@@ -191,3 +192,8 @@ def test_auto_transfer_text_and_augmentation_follow_the_task():
     assert given.transfer_text == ["auto", "mine.txt"] and given.transfer_rows == 50  # a copy: the caller's is kept
     off = RecipeArguments(transfer_rows=0).resolved_for_task(single_texts=True)
     assert (off.transfer_rows, off.augment) == (0, True)  # no joined rows learnt: augmentation is on again
+    # text the user names is used at the default size, in place of augmentation, whatever the task
+    traffic = RecipeArguments(transfer_text=["traffic.txt"]).resolved_for_task(single_texts=True)
+    assert (traffic.transfer_text, traffic.transfer_rows, traffic.augment) == (["traffic.txt"], 2000, False)
+    general = RecipeArguments(transfer_text=["general"]).resolved_for_task(single_texts=False)
+    assert (general.transfer_text, general.transfer_rows, general.augment) == (["general"], 2000, False)

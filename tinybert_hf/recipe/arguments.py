@@ -20,7 +20,7 @@ STUDENT_INIT_ALIASES = {"teacher_layers": "layer-subset"}
 GENERAL_TEXT = "general"  # `transfer_text.GENERAL`: the packaged general English text
 JOINED_TEXT = "joined"  # `transfer_text.JOINED`: the training texts joined into longer passages
 AUTO = "auto"  # transfer text and augmentation chosen for the task (`RecipeArguments.resolved_for_task`)
-JOINED_TRANSFER_ROWS = 2000  # the default transfer rows of the joined text: the main job stays within 15 minutes
+DEFAULT_TRANSFER_ROWS = 2000  # transfer rows when text is asked for (or joined): the main job stays within 15 minutes
 
 
 def check_choices(arguments, group: type | None = None) -> None:
@@ -249,8 +249,8 @@ class AugmentationArguments:
     augment: bool | None = field(
         default=None,
         metadata={
-            "help": "Add TinyBERT-augmented copies of the training text; default: on unless stage 2 learns from the "
-            "'joined' transfer text (which measured better off the training distribution at the same time)."
+            "help": "Add TinyBERT-augmented copies of the training text; default: on unless stage 2 learns from "
+            "transfer rows (the 'joined' text measured better off the training distribution at the same time)."
         },
     )
     num_augmentations: int = field(
@@ -296,8 +296,8 @@ class TransferTextArguments:
         default=None,
         metadata={
             "help": "Snippets of `transfer_text` that stage 2 also learns the teacher's soft labels on (its logits "
-            f"are cached on disk); 0 turns transfer off; default: {JOINED_TRANSFER_ROWS:,} of the 'joined' text "
-            "(it holds about one snippet per 3 rows), else 0."
+            f"are cached on disk); 0 turns transfer off; default: {DEFAULT_TRANSFER_ROWS:,} when `transfer_text` is "
+            "given or resolves to 'joined' (which holds about one snippet per 3 rows), else 0."
         },
     )
     transfer_in_intermediate: bool = field(
@@ -528,20 +528,21 @@ class RecipeArguments(*reversed(GROUPS)):  # reversed: dataclass fields follow t
 
     def resolved_for_task(self, single_texts: bool, token_level: bool = False) -> RecipeArguments:
         """A copy with the 'auto' defaults made concrete for a task whose rows are `single_texts` (text
-        classification of one text, not pairs or tokens): transfer text 'joined' there and 'general' elsewhere,
-        `transfer_rows` 2,000 of the joined text (else 0), augmentation on unless stage 2 learns from the joined
-        text or the task is `token_level` (word replacements would misalign its tags). `results.json` records the
-        copy."""
+        classification of one text, not pairs or tokens): transfer text 'joined' there and 'general' elsewhere;
+        `transfer_rows` 2,000 when the text resolves to 'joined' or the user named any (text asked for is used, never
+        dropped in silence), else 0; augmentation on unless stage 2 learns from transfer rows (they take its place)
+        or the task is `token_level` (word replacements would misalign its tags). `results.json` records the copy."""
         sources = [source for source in self.transfer_text if source != AUTO]
         if AUTO in self.transfer_text:
             sources.append(JOINED_TEXT if single_texts else GENERAL_TEXT)
         sources = list(dict.fromkeys(sources))
         rows = self.transfer_rows
         if rows is None:
-            rows = JOINED_TRANSFER_ROWS if JOINED_TEXT in sources else 0
+            named = any(source != AUTO for source in self.transfer_text)
+            rows = DEFAULT_TRANSFER_ROWS if named or JOINED_TEXT in sources else 0
         augment = self.augment
         if augment is None:
-            augment = not token_level and not (rows and JOINED_TEXT in sources)
+            augment = not token_level and not rows
         return dataclasses.replace(self, transfer_text=sources, transfer_rows=rows, augment=augment)
 
     @classmethod
