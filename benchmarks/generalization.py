@@ -189,6 +189,14 @@ def write(report: dict) -> None:
     RESULTS.with_suffix(".md").write_text("\n".join(lines) + "\n")
 
 
+def kept_runs(options: argparse.Namespace, earlier: dict, runs: list[dict]) -> list[dict]:
+    """With `--keep_runs`, the earlier report's runs this invocation does not make, marked `earlier`."""
+    if not (options.keep_runs and earlier):
+        return []
+    made = {(row["variant"], row["seed"]) for row in runs}
+    return [{**row, "earlier": True} for row in earlier["runs"] if (row["variant"], row["seed"]) not in made]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--teacher", required=True, help="The fine-tuned teacher every student is distilled from.")
@@ -229,13 +237,10 @@ def main() -> None:
         if name not in options.seeded.split(","):
             variant = [*variant, "--int8", "false"]  # the int8 check is the seeded (default) variants'
         runs.append(run_variant(name, variant, int(seed), options.teacher, heldout, work))
-        write({"teacher": options.teacher, "runs": runs, "over_seeds": {}})
-    notes = []
-    if options.keep_runs and earlier:
-        made = {(row["variant"], row["seed"]) for row in runs}
-        kept = [{**row, "earlier": True} for row in earlier["runs"] if (row["variant"], row["seed"]) not in made]
-        runs = kept + runs
-        notes = earlier.get("notes", [])
+        # the kept runs go into every write: a benchmark stopped midway (and rerun) loses none of them
+        write({"teacher": options.teacher, "runs": kept_runs(options, earlier, runs) + runs, "over_seeds": {}})
+    notes = earlier.get("notes", []) if options.keep_runs and earlier else []
+    runs = kept_runs(options, earlier, runs) + runs
     notes = [*notes, *(note for note in options.note if note not in notes)]
     names = dict.fromkeys(row["variant"] for row in runs)
     over_seeds = {name: aggregate([row for row in runs if row["variant"] == name]) for name in names}
