@@ -29,7 +29,7 @@ from tinybert_hf.distillation.general_distillation import GeneralDistillationArg
 from tinybert_hf.distillation.trainer import DistillationTrainer
 from tinybert_hf.errors import BadInputError, OutputDirectoryError
 from tinybert_hf.recipe.arguments import RecipeArguments
-from tinybert_hf.recipe.output_directory import prepare_output_dir
+from tinybert_hf.recipe.output_directory import dataset_digest, prepare_output_dir
 from tinybert_hf.recipe.run import fitted_to_teacher
 from tinybert_hf.recipe.steps import build_student, load_teacher
 
@@ -326,6 +326,31 @@ def test_the_recipe_lowers_max_length_to_the_teachers_positions(tmp_path, tiny_t
 
 
 # ---- the output directory --------------------------------------------------------------------------------------
+
+
+def test_the_data_digest_names_the_rows_seen_and_an_edited_file_is_refused(tmp_path):
+    rows = Dataset.from_dict({"text": ["a good film", "a bad one", "fine"], "label": [1, 0, 1]})
+    same = Dataset.from_dict({"text": ["fine", "a good film", "a bad one"], "label": [1, 1, 0]}).select([1, 2, 0])
+    assert dataset_digest(rows) == dataset_digest(same)  # the rows seen, not the table under an indices mapping
+    assert dataset_digest(rows.map(lambda row: row)) == dataset_digest(rows)  # another fingerprint, the same rows
+    assert dataset_digest(rows) != dataset_digest(rows.select([1, 0, 2]))  # order is part of what is learnt
+    edited = Dataset.from_dict({"text": ["a good film", "a bad one", "fine!"], "label": [1, 0, 1]})
+    assert dataset_digest(rows) != dataset_digest(edited) and dataset_digest(None) is None
+
+    run = tmp_path / "run"
+    digests = {"train": dataset_digest(rows), "transfer": dataset_digest(rows.select([0]))}
+    prepare_output_dir(RecipeArguments(output_dir=str(run)), digests)
+    (run / "student").mkdir()
+    prepare_output_dir(RecipeArguments(output_dir=str(run), int8=False), dict(digests))  # same rows: resumes
+    with pytest.raises(OutputDirectoryError, match=r"other rows of the same options: the transfer data changed since"):
+        prepare_output_dir(RecipeArguments(output_dir=str(run)), {**digests, "transfer": dataset_digest(edited)})
+    assert (run / "student").is_dir()
+    # a run recorded before digests existed is checked on its settings alone
+    record = json.loads((run / "run.json").read_text())
+    del record["settings"]["data"]
+    (run / "run.json").write_text(json.dumps(record))
+    prepare_output_dir(RecipeArguments(output_dir=str(run)), {**digests, "transfer": dataset_digest(edited)})
+    assert json.loads((run / "run.json").read_text())["settings"]["data"]["transfer"] == dataset_digest(edited)
 
 
 def test_an_output_directory_holding_a_model_or_another_run_is_refused(tmp_path):

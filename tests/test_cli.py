@@ -361,6 +361,17 @@ def test_transfer_text_recovery_and_heldout_sets(tmp_path, backbone):
     assert (output / "student" / "model.safetensors").stat().st_mtime == weights
     assert sorted(path.name for path in (output / "cache").glob("teacher-logits-*.arrow")) == caches
 
+    # The transfer file edited since: the same options no longer name the same rows, so the students made from the
+    # old rows are not reused (nor recorded as made from the new ones); refused in one line, nothing changed.
+    with open(tmp_path / "unlabelled.txt", "a", encoding="utf-8") as unlabelled:
+        unlabelled.write("\n".join(f"{text} again" for text, _ in sentences(12, seed=11)) + "\n")
+    edited = subprocess.run([*cli(), *arguments], env=offline_env(), capture_output=True, text=True, timeout=300)
+    assert edited.returncode == 1 and "Traceback" not in edited.stderr
+    assert "made from other rows of the same options: the transfer data changed since" in edited.stderr
+    assert "--overwrite_output_dir" in edited.stderr
+    assert (output / "student" / "model.safetensors").stat().st_mtime == weights
+    assert json.loads((output / "results.json").read_text())["transfer"]["rows"] == 30
+
     # An eval file whose labels the data lacks fails in one line before any training.
     fresh = tmp_path / "fresh"
     refused = subprocess.run(

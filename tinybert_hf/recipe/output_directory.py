@@ -3,8 +3,9 @@
 Each step writes its own directory under `output_dir`, whole or not at all (assembled under a hidden name and
 renamed into place with its `stage_done.json`). A rerun with the same output directory and settings reuses finished
 steps and resumes an interrupted one from its newest complete Trainer checkpoint, so a run killed at any point ends
-with the same models as one never interrupted; `run.json` records the settings, and a directory holding another run
-or another model is refused unless `--overwrite_output_dir`.
+with the same models as one never interrupted; `run.json` records the settings and a digest of the rows the models
+learn from (training and dev splits, transfer text), and a directory holding another run, a run made from other
+rows (an edited data file), or another model is refused unless `--overwrite_output_dir`.
 
 ```
 output_dir/
@@ -23,12 +24,14 @@ output_dir/
 
 from __future__ import annotations
 
+import hashlib
 import json
 import shutil
 import uuid
 from dataclasses import asdict
 from pathlib import Path
 
+import pyarrow as pa
 from transformers.utils import logging
 
 from ..errors import OutputDirectoryError
@@ -57,16 +60,38 @@ SETTINGS_OUTSIDE_MODELS = (
 )  # fmt: skip
 
 
-def model_settings(args: RecipeArguments) -> dict:
-    """The settings that decide what the recipe's models are (all but `SETTINGS_OUTSIDE_MODELS`), JSON-normalized."""
+def model_settings(args: RecipeArguments, data_digests: dict[str, str | None] | None = None) -> dict:
+    """The settings that decide what the recipe's models are (all but `SETTINGS_OUTSIDE_MODELS`), JSON-normalized,
+    with the `data_digests` of the rows they learn from under `data` when given."""
     settings = {key: value for key, value in asdict(args).items() if key not in SETTINGS_OUTSIDE_MODELS}
+    if data_digests is not None:
+        settings["data"] = data_digests
     return json.loads(json.dumps(settings, default=str))
 
 
-def prepare_output_dir(args: RecipeArguments) -> Path:
+def dataset_digest(dataset) -> str | None:
+    """sha256 of a [`~datasets.Dataset`]'s rows as they are seen (after any selection), columns and types included:
+    two datasets share it exactly when they hold the same rows in the same order. `None` for no dataset."""
+    if dataset is None:
+        return None
+    # the visible rows, whatever indices mapping the dataset carries, in one chunk (the stream below writes chunk
+    # boundaries too, and a selection splits the table into chunks of its own), without the schema's metadata, which
+    # holds `datasets`' fingerprint: that names how the rows were made (the tokenizer's files), not what they are
+    table = dataset.with_format("arrow")[:].combine_chunks().replace_schema_metadata(None)
+    sink = pa.BufferOutputStream()
+    with pa.ipc.new_stream(sink, table.schema) as writer:
+        writer.write_table(table)
+    return hashlib.sha256(sink.getvalue().to_pybytes()).hexdigest()
+
+
+def prepare_output_dir(args: RecipeArguments, data_digests: dict[str, str | None] | None = None) -> Path:
     r"""
-    Create `args.output_dir`, or check that what it holds was made with these settings (its finished steps are then
-    reused and an interrupted one resumes), and record the settings in `run.json`.
+    Create `args.output_dir`, or check that what it holds was made with these settings and from the same rows (its
+    finished steps are then reused and an interrupted one resumes), and record both in `run.json`.
+
+    `data_digests` names the rows the models learn from (e.g. `{"train": dataset_digest(...), "transfer": ...}`):
+    a data file edited between two runs gives another digest, so its stale students are not reused. A run recorded
+    without digests (an earlier version) is checked on its settings only.
 
     Raises:
         [`~tinybert_hf.errors.OutputDirectoryError`]: the directory holds a run made with other settings, a model, or
@@ -74,7 +99,7 @@ def prepare_output_dir(args: RecipeArguments) -> Path:
             (`RECIPE_OUTPUTS`) are deleted; nothing else is.
     """
     output_dir = Path(args.output_dir)
-    settings = model_settings(args)
+    settings = model_settings(args, data_digests)
     conflict = _output_dir_conflict(output_dir, settings)
     if conflict and not args.overwrite_output_dir:
         raise OutputDirectoryError(
@@ -112,7 +137,11 @@ def _output_dir_conflict(output_dir: Path, settings: dict) -> str | None:
     else:
         names = sorted(path.name for path in output_dir.iterdir())
         return f"holds files no tinybert-hf run wrote ({', '.join(names[:5])}{', ...' if len(names) > 5 else ''})"
-    changed = [key for key, value in settings.items() if key in recorded and recorded[key] != value]
+    data_there, data_now = recorded.get("data") or {}, settings.get("data") or {}
+    edited = [part for part, digest in data_now.items() if part in data_there and data_there[part] != digest]
+    if edited:  # the same options, but a file they name holds other rows than when that run read it
+        return f"holds a run made from other rows of the same options: the {' and '.join(edited)} data changed since"
+    changed = [key for key, value in settings.items() if key != "data" and key in recorded and recorded[key] != value]
     if not changed:
         return None
     differences = "; ".join(f"{key}: {recorded[key]!r} there, {settings[key]!r} now" for key in changed[:5])

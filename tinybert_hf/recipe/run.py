@@ -44,7 +44,7 @@ from ..utils.safe_loading import load_pretrained
 from ..utils.step_runner import finished_step
 from .arguments import RecipeArguments
 from .checks import check_teacher, check_teacher_architecture, general_student_path, teacher_source
-from .output_directory import check_shared_with_every_process, prepare_output_dir
+from .output_directory import check_shared_with_every_process, dataset_digest, prepare_output_dir
 from .steps import (
     augment_training_data,
     build_student,
@@ -189,7 +189,10 @@ def run_recipe(args: RecipeArguments) -> dict:
         logging.get_logger("tinybert_hf").setLevel(logging.ERROR)
     inputs = check_inputs(args)
     args, data, names, tokenizer, transfer = inputs.args, inputs.data, inputs.names, inputs.tokenizer, inputs.transfer
-    output_dir = on_main_process(lambda: prepare_output_dir(args)) or Path(args.output_dir)
+    # what the students learn from, by content: an edited data file must not reuse the students made from it before
+    digests = {"train": dataset_digest(data["train"]), "validation": dataset_digest(data["validation"])}
+    digests["transfer"] = dataset_digest(transfer)
+    output_dir = on_main_process(lambda: prepare_output_dir(args, digests)) or Path(args.output_dir)
     check_shared_with_every_process(output_dir)
 
     teacher_dir = args.teacher or str(finetune_teacher(data, names, tokenizer, args))
