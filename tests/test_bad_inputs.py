@@ -30,7 +30,7 @@ from tinybert_hf.distillation.trainer import DistillationTrainer
 from tinybert_hf.errors import BadInputError, OutputDirectoryError
 from tinybert_hf.recipe.arguments import RecipeArguments
 from tinybert_hf.recipe.output_directory import dataset_digest, prepare_output_dir
-from tinybert_hf.recipe.run import fitted_to_teacher
+from tinybert_hf.recipe.run import fitted_to_teacher, warn_unused_options
 from tinybert_hf.recipe.steps import build_student, load_teacher
 
 from .conftest import TINY_VOCAB, tiny_bert_config
@@ -323,6 +323,19 @@ def test_the_recipe_lowers_max_length_to_the_teachers_positions(tmp_path, tiny_t
     assert any(
         "longer than the teacher's position table (64 positions)" in r.message for r in library_warnings.records
     )
+
+
+def test_options_with_nothing_to_act_on_are_named_in_a_warning(library_warnings):
+    warn_unused_options(RecipeArguments(eval_label_map="negative=rotten"))
+    warn_unused_options(RecipeArguments(transfer_text=["auto", "traffic.txt"], transfer_rows=0))
+    messages = [record.message for record in library_warnings.records]
+    assert any("`--eval_label_map` renames the labels of `--eval_files`, and none are given" in m for m in messages)
+    assert any("the transfer text ['traffic.txt'] is unused" in message for message in messages)
+    library_warnings.clear()
+    warn_unused_options(RecipeArguments(eval_files=["a.csv"], eval_label_map="negative=rotten"))
+    warn_unused_options(RecipeArguments(transfer_text=["traffic.txt"], transfer_rows=0, recovery_steps=2))
+    warn_unused_options(RecipeArguments(transfer_rows=0))  # 'auto' alone names nothing
+    assert not library_warnings.records  # recovery reads the transfer text even without transfer rows
 
 
 # ---- the output directory --------------------------------------------------------------------------------------

@@ -195,6 +195,37 @@ def test_eval_sets_are_encoded_as_the_training_labels(tmp_path):
     assert eval_set_name("imdb=a=b.csv") == ("imdb", "a=b.csv") and eval_set_name("dir/tweets.csv")[0] == "tweets"
 
 
+def test_eval_label_mistakes_get_a_hint_that_cannot_invert_the_labels(tmp_path):
+    names = ["rotten", "fresh"]
+    (tmp_path / "upper.csv").write_text("text,label\nGreat,FRESH\nDull,ROTTEN\n", encoding="utf-8")
+    with pytest.raises(BadInputError, match=r"--eval_label_map`: 'FRESH=fresh,ROTTEN=rotten'"):
+        load_eval_set(str(tmp_path / "upper.csv"), names)  # the case differs: the exact map
+    (tmp_path / "other.csv").write_text("text,label\nGreat,pos\nDull,neg\n", encoding="utf-8")
+    with pytest.raises(BadInputError, match=r"'neg=<one of rotten\|fresh>,\.\.\.', one pair per label"):
+        load_eval_set(str(tmp_path / "other.csv"), names)  # no pairing by position ('neg=rotten' would be luck)
+    (tmp_path / "spaced.csv").write_text("text,label\nGreat, fresh\nDull, rotten\n", encoding="utf-8")
+    assert load_eval_set(str(tmp_path / "spaced.csv"), names)["label"] == [1, 0]  # CSV spacing is not a label
+    (tmp_path / "notes.txt").write_text("Great film\n", encoding="utf-8")
+    with pytest.raises(BadInputError, match=r"notes.txt is a .txt file; give one of .csv, .json, .jsonl"):
+        load_eval_set(str(tmp_path / "notes.txt"), names)  # a local file: refused at once, not looked up on the Hub
+
+
+def test_transfer_text_of_the_wrong_shape_is_refused_in_one_line(tmp_path):
+    (tmp_path / "blob.bin").write_bytes(bytes(range(256)))
+    with pytest.raises(BadInputError, match=r"blob.bin is a .bin file; give one of .csv, .json"):
+        load_transfer_text([str(tmp_path / "blob.bin")], rows=4)  # not looked up on the Hub
+    (tmp_path / "texts").mkdir()
+    (tmp_path / "texts" / "a.txt").write_text("One text here.\n", encoding="utf-8")
+    with pytest.raises(BadInputError, match=r"is a directory: give its files as a quoted glob \(e.g. '.*texts/\*"):
+        load_transfer_text([str(tmp_path / "texts")], rows=4)
+    assert load_transfer_text([str(tmp_path / "texts" / "*.txt")], rows=4)["text"] == ["One text here."]
+    (tmp_path / "reviews.csv").write_text("review,sentiment\nGreat film,positive\n", encoding="utf-8")
+    with pytest.raises(BadInputError, match=r"no column 'text' \(columns: \['review', 'sentiment'\]\)"):
+        load_transfer_text([str(tmp_path / "reviews.csv")], rows=4)
+    with pytest.raises(BadInputError, match=r"holds 'auto', which only the recipe resolves"):
+        load_transfer_text(["auto", str(tmp_path / "texts" / "a.txt")], rows=4)  # not looked up on the Hub
+
+
 def test_logit_mse_prediction_loss(tmp_path):
     labelled = Dataset.from_dict({"input_ids": _rows(4, 0), "labels": [0, 1, 1, 0]})
     mixed = mix_transfer_rows(labelled, Dataset.from_dict({"input_ids": _rows(2, 1)}))

@@ -512,6 +512,16 @@ def eval_set_name(spec: str) -> tuple[str, str]:
     return name.strip(), path.strip()
 
 
+def _label_map_hint(unknown: list[str], names: list[str]) -> str:
+    """An `--eval_label_map` for `unknown` labels: exact where each matches one training label but for case
+    (`FRESH=fresh`), else a template naming the choices: pairing them by position could invert the labels."""
+    folded = {name.casefold(): name for name in names}
+    matches = {label: folded.get(label.casefold()) for label in unknown}
+    if all(matches.values()):
+        return "'" + ",".join(f"{label}={name}" for label, name in matches.items()) + "'"
+    return f"'{unknown[0]}=<one of {'|'.join(names)}>,...', one pair per label"
+
+
 def load_eval_set(
     path: str,
     names: list[str],
@@ -552,6 +562,11 @@ def load_eval_set(
                 raise BadInputError(f"The evaluation file {path} has no rows.")
         options = {"delimiter": "\t"} if suffix == ".tsv" else {}
         rows = load_dataset(_FILE_BUILDERS[suffix], data_files=path, split="train", **options)
+    elif Path(path).is_file():  # a local file of another format: not a Hub id, so asking the Hub only waits
+        raise BadInputError(
+            f"The evaluation file {path} is a {suffix or 'suffix-less'} file; give one of "
+            f"{', '.join(sorted(_FILE_BUILDERS))}, with a text and a label column."
+        )
     else:
         splits = _load_named_dataset(path, None)
         rows = splits["test"] if "test" in splits else next(iter(splits.values()))
@@ -563,7 +578,8 @@ def load_eval_set(
     feature = data.features["label"]
     values = [feature.int2str(value) for value in data["label"]] if isinstance(feature, ClassLabel) else data["label"]
     label_map = label_map or {}
-    mapped = [label_map.get(str(value), str(value)) for value in values]
+    # spaces around a label are CSV layout (`text, fresh`), not part of it; `--eval_label_map` strips its own too
+    mapped = [label_map.get(str(value).strip(), str(value).strip()) for value in values]
     if all(value in names for value in mapped):
         ids = [names.index(value) for value in mapped]
     elif all(str(value).lstrip("-").isdigit() and 0 <= int(value) < len(names) for value in values):
@@ -572,7 +588,6 @@ def load_eval_set(
         unknown = sorted({value for value in mapped if value not in names})
         raise BadInputError(
             f"The evaluation set {path} has labels the training data does not have: {unknown[:_SHOWN_ROWS]} (the "
-            f"training data's: {names}). Map them with `--eval_label_map`, e.g. "
-            f"'{unknown[0]}={names[0]}'."
+            f"training data's: {names}). Map them with `--eval_label_map`: {_label_map_hint(unknown, names)}."
         )
     return data.remove_columns("label").add_column("label", ids).cast_column("label", ClassLabel(names=names))

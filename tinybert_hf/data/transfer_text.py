@@ -209,6 +209,11 @@ def load_transfer_text(
     Raises:
         [`~tinybert_hf.errors.BadInputError`]: the sources hold no text at all.
     """
+    if "auto" in sources:  # the recipe's option value (`RecipeArguments.resolved_for_task`), not a source
+        raise BadInputError(
+            f"The transfer text {sources} holds 'auto', which only the recipe resolves (to '{JOINED}' for single "
+            f"texts, else '{GENERAL}'): name the sources, e.g. ['{JOINED}', 'traffic.txt'] with `training_texts`."
+        )
     stream = transfer_text_stream(sources, max_words, seed, training_texts=training_texts)
     texts = list(itertools.islice(stream, rows))
     if not texts:
@@ -270,6 +275,14 @@ def text_stream(source: str, config_name: str | None = None, text_column: str = 
     .csv/.json/.jsonl/.parquet file with a `text_column`, or a Hub data set id. Local files are checked for UTF-8
     first (one pass), so a bad byte is found now, not hours into a streamed run."""
     suffix = Path(source).suffix.lower()
+    formats = ", ".join(sorted(TEXT_FILE_BUILDERS))
+    if Path(source).is_dir():  # `datasets` would read one format of it and drop the other files in silence
+        raise BadInputError(
+            f"The transfer text {source} is a directory: give its files as a quoted glob (e.g. '{source}/*.txt'), "
+            f"all of one format among {formats}."
+        )
+    if Path(source).is_file() and suffix not in TEXT_FILE_BUILDERS:  # not a Hub id: asking the Hub only waits
+        raise BadInputError(f"The transfer text {source} is a {suffix or 'suffix-less'} file; give one of {formats}.")
     if suffix in TEXT_FILE_BUILDERS:
         files = [] if "://" in source else sorted(glob.glob(source))  # URLs stream as they are
         if not files and "://" not in source:
@@ -280,6 +293,14 @@ def text_stream(source: str, config_name: str | None = None, text_column: str = 
         stream = load_dataset(TEXT_FILE_BUILDERS[suffix], data_files=source, split="train", streaming=True)
     else:
         stream = load_dataset(source, config_name, split="train", streaming=True)
+    columns = stream.column_names  # `None` where a stream does not know them up front (CSV, JSON Lines)
+    if columns is None and suffix in TEXT_FILE_BUILDERS and "://" not in source:  # a local file: one row tells
+        columns = list(next(iter(stream), {}))
+    if columns and text_column not in columns:
+        raise BadInputError(
+            f"The transfer text {source} has no column {text_column!r} (columns: {columns}): name its text column "
+            f"{text_column!r}, or give one text per line in a .txt file."
+        )
     if text_column != "text":
         stream = stream.rename_column(text_column, "text")
     return stream.select_columns(["text"])

@@ -42,7 +42,7 @@ from ..utils.processes import (
 )
 from ..utils.safe_loading import load_pretrained
 from ..utils.step_runner import finished_step
-from .arguments import RecipeArguments
+from .arguments import AUTO, RecipeArguments
 from .checks import check_teacher, check_teacher_architecture, general_student_path, teacher_source
 from .output_directory import check_shared_with_every_process, dataset_digest, prepare_output_dir
 from .steps import (
@@ -142,10 +142,20 @@ def _single_texts(data: DatasetDict, args: RecipeArguments) -> bool:
     return not TASKS[args.task].token_level and "text_pair" not in data["train"].column_names
 
 
+def warn_unused_options(args: RecipeArguments) -> None:
+    """Say so when an option the user gave has nothing to act on: nothing given is dropped in silence."""
+    if args.eval_label_map and not args.eval_files:
+        logger.warning("`--eval_label_map` renames the labels of `--eval_files`, and none are given: it is unused.")
+    named = [source for source in args.transfer_text if source != AUTO]
+    if named and args.transfer_rows == 0 and not args.recovery_steps:
+        logger.warning(f"`--transfer_rows 0` turns transfer off: the transfer text {named} is unused.")
+
+
 def check_inputs(args: RecipeArguments) -> CheckedInputs:
     """Check and load every input of a run (a refused run leaves no `run.json` behind to block the corrected
     command); optional dependencies and the Hub token fail here too, not after the training."""
     launch_mixed_precision()  # one the launcher was told to use and this machine cannot train in fails now
+    warn_unused_options(args)
     if args.int8:
         from ..onnx.export import require_onnx
 
