@@ -357,6 +357,8 @@ def test_the_data_digest_names_the_rows_seen_and_an_edited_file_is_refused(tmp_p
     prepare_output_dir(RecipeArguments(output_dir=str(run), int8=False), dict(digests))  # same rows: resumes
     with pytest.raises(OutputDirectoryError, match=r"other rows of the same options: the transfer data changed since"):
         prepare_output_dir(RecipeArguments(output_dir=str(run)), {**digests, "transfer": dataset_digest(edited)})
+    with pytest.raises(OutputDirectoryError, match=r"other settings \(student_layers: 4 there, 2 now\)\. Choose"):
+        prepare_output_dir(RecipeArguments(output_dir=str(run), student_layers=2), {**digests, "train": "other"})
     assert (run / "student").is_dir()
     # a run recorded before digests existed is checked on its settings alone
     record = json.loads((run / "run.json").read_text())

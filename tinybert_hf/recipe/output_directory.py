@@ -137,15 +137,15 @@ def _output_dir_conflict(output_dir: Path, settings: dict) -> str | None:
     else:
         names = sorted(path.name for path in output_dir.iterdir())
         return f"holds files no tinybert-hf run wrote ({', '.join(names[:5])}{', ...' if len(names) > 5 else ''})"
+    changed = [key for key, value in settings.items() if key != "data" and key in recorded and recorded[key] != value]
+    if changed:  # named first: another `--train_file` changes the rows too, and the option is what the user changed
+        differences = "; ".join(f"{key}: {recorded[key]!r} there, {settings[key]!r} now" for key in changed[:5])
+        return f"holds a run made with other settings ({differences})"
     data_there, data_now = recorded.get("data") or {}, settings.get("data") or {}
     edited = [part for part, digest in data_now.items() if part in data_there and data_there[part] != digest]
     if edited:  # the same options, but a file they name holds other rows than when that run read it
         return f"holds a run made from other rows of the same options: the {' and '.join(edited)} data changed since"
-    changed = [key for key, value in settings.items() if key != "data" and key in recorded and recorded[key] != value]
-    if not changed:
-        return None
-    differences = "; ".join(f"{key}: {recorded[key]!r} there, {settings[key]!r} now" for key in changed[:5])
-    return f"holds a run made with other settings ({differences})"
+    return None
 
 
 LAUNCH_MARKER = ".launch"  # a multi-process run's id, written by the main process for the others to find
