@@ -21,10 +21,10 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from heldout_sets import LABEL_MAP_FOR_ROTTEN_TOMATOES, write_heldout_sets  # noqa: E402
+from generalization import aggregate, summarize  # noqa: E402
+from heldout_sets import eval_file_options, write_heldout_sets  # noqa: E402
 
 RESULTS = Path(__file__).resolve().parent / "results" / "tail_averaging.json"
-SETS = ("test", "imdb", "tweets")
 
 
 def distil_with_tail_average(argv: list[str]) -> int:
@@ -46,8 +46,8 @@ def distil_with_tail_average(argv: list[str]) -> int:
             if state.global_step < self.start_fraction * state.max_steps:
                 return
             with torch.no_grad():
-                state = model.state_dict()
-                weights = {k: v.detach().float().clone() for k, v in state.items() if v.is_floating_point()}
+                now = model.state_dict()  # not `state`: that is the TrainerState this callback is given
+                weights = {k: v.detach().float().clone() for k, v in now.items() if v.is_floating_point()}
                 if self.sum is None:
                     self.sum = weights
                 else:
@@ -80,36 +80,27 @@ def main() -> None:
     parser.add_argument("--seeds", default="1,0,2")
     parser.add_argument("--heldout_dir", default="heldout", help="Where the held-out sets are (written if missing).")
     parser.add_argument("--work_dir", default="outputs/benchmark_tail_averaging")
+    parser.add_argument("--note", action="append", default=[], help="A line for the report's notes (repeatable).")
     options = parser.parse_args()
-    heldout = write_heldout_sets(options.heldout_dir)  # kept when already there
+    heldout = eval_file_options(write_heldout_sets(options.heldout_dir))  # kept when already there
     work = Path(options.work_dir)
+    recipe_options = ["--data_seed", "0", "--int8", "false"]
     rows = []
     for seed in map(int, options.seeds.split(",")):
         output = work / f"seed{seed}"
-        if not (output / "results.json").is_file():
+        if not (output / "results.json").is_file():  # a finished run is kept: rerunning reads it again
             command = [
                 sys.executable, __file__, "--distill", "distill", "--teacher", options.teacher,
-                "--output_dir", str(output), "--seed", str(seed), "--data_seed", "0", "--int8", "false",
-                "--eval_files", *(f"{name}={path}" for name, path in heldout.items()),
-                "--eval_label_map", LABEL_MAP_FOR_ROTTEN_TOMATOES,
+                "--output_dir", str(output), "--seed", str(seed), *recipe_options, *heldout,
             ]  # fmt: skip
             print(f"[{time.strftime('%H:%M:%S')}] seed {seed}", flush=True)
             work.mkdir(parents=True, exist_ok=True)
             with open(work / f"seed{seed}.log", "w") as log:
                 subprocess.run(command, check=True, stdout=log, stderr=subprocess.STDOUT)
-        results = json.loads((output / "results.json").read_text())
-        teacher, student = results["models"]["teacher"], results["models"]["student (distilled)"]
-
-        def accuracy(entry: dict, which: str) -> float:
-            return entry["test"]["accuracy"] if which == "test" else entry["heldout"][which]["accuracy"]
-
-        row = {"seed": seed, "wall_seconds": round(results["wall_seconds"], 1)}
-        for which in SETS:
-            row[which] = round(100 * accuracy(student, which), 2)  # results.json holds fractions
-            row[f"{which}_percent_of_teacher"] = round(100 * accuracy(student, which) / accuracy(teacher, which), 2)
-        rows.append(row)
-        print(json.dumps(row), flush=True)
-    RESULTS.write_text(json.dumps({"teacher": options.teacher, "runs": rows}, indent=2) + "\n")
+        rows.append(summarize("tail-average", seed, recipe_options, json.loads((output / "results.json").read_text())))
+        print(json.dumps({key: rows[-1][key] for key in ("seed", "test", "imdb", "tweets")}), flush=True)
+    report = {"teacher": options.teacher, "runs": rows, "over_seeds": aggregate(rows), "notes": options.note}
+    RESULTS.write_text(json.dumps(report, indent=2) + "\n")
 
 
 if __name__ == "__main__":
