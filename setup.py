@@ -46,6 +46,7 @@ setup(
         "safetensors>=0.6",
         "huggingface-hub>=1.0",
         "matplotlib>=3.8",  # the recipe's results chart
+        "mwparserfromhell>=0.6",  # Wikipedia markup to prose (transfer text 'wikipedia', MediaWiki dumps)
         *ONNX_REQUIRES,
     ],
     entry_points={"console_scripts": ["tinybert-hf=tinybert_hf.commands.cli:main"]},

