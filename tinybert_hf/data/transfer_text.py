@@ -23,6 +23,7 @@ import csv
 import glob
 import io
 import itertools
+import os
 import random
 import re
 import zipfile
@@ -39,7 +40,8 @@ from .wikipedia import wikipedia_articles
 GENERAL = "general"  # the packaged general English text (news articles and health tweets)
 WIKIPEDIA = "wikipedia"  # the packaged Wikipedia articles (gensim's shortened export)
 JOINED = "joined"  # the task's own training texts, joined into longer passages (their labels unused)
-MEDIAWIKI_EXPORT_SUFFIXES = (".xml", ".xml.bz2")  # a Wikipedia dump (`pages-articles.xml.bz2`), read page by page
+# A Wikipedia dump (`pages-articles.xml.bz2`), read page by page.
+MEDIAWIKI_EXPORT_SUFFIXES = (".xml", ".xml.bz2", ".xml.gz")
 IGNORED_LABEL = -100  # what torch's cross-entropy and the trainer's label checks skip
 _SENTENCE_END = re.compile(r"(?<=[.!?])\s+")
 _LINK = re.compile(r"https?://\S+")
@@ -106,7 +108,7 @@ def _file_documents(source: str) -> Iterator[str]:
     column, a MediaWiki export (.xml[.bz2], one document per article), or a Hub data set id (streamed by
     `datasets`)."""
     if source.lower().endswith(MEDIAWIKI_EXPORT_SUFFIXES) and "://" not in source:
-        files = sorted(glob.glob(source))
+        files = sorted(glob.glob(os.path.expanduser(source)))
         if not files:
             raise FileNotFoundError(f"No MediaWiki export matches {source}.")
         for path in files:
@@ -177,7 +179,10 @@ def transfer_text_stream(
         [`~tinybert_hf.errors.BadInputError`]: `"joined"` is asked for without `training_texts`.
     """
     streams = []
-    for source in sources:
+    for source in map(str, sources):  # paths may be `Path`s
+        named = source.strip().lower()  # 'Wikipedia' is the packaged source too, not a Hub id to wait 20 s on
+        if named in (GENERAL, WIKIPEDIA, JOINED) and not Path(source).exists():
+            source = named
         if source == GENERAL:
             streams += [_packaged_documents(name, path) for name, path in packaged_general_text_paths().items()]
         elif source == WIKIPEDIA:
@@ -185,7 +190,8 @@ def transfer_text_stream(
         elif source == JOINED:
             if not training_texts:
                 raise BadInputError(
-                    f"The transfer text '{JOINED}' joins the task's training texts, and none were given."
+                    f"The transfer text '{JOINED}' joins the task's training texts, and none were given: pass them "
+                    "as `training_texts`."
                 )
             streams.append(joined_documents(training_texts, seed=seed))
         else:
@@ -229,10 +235,14 @@ def load_transfer_text(
             f"The transfer text {sources} holds 'auto', which only the recipe resolves (to '{JOINED}' for single "
             f"texts, else '{GENERAL}'): name the sources, e.g. ['{JOINED}', 'traffic.txt'] with `training_texts`."
         )
+    if rows < 1:
+        raise BadInputError(f"`rows` of transfer text must be 1 or more, got {rows}.")
     stream = transfer_text_stream(sources, max_words, seed, training_texts=training_texts)
     texts = list(itertools.islice(stream, rows))
     if not texts:
-        raise BadInputError(f"The transfer text {sources} holds no text.")
+        raise BadInputError(
+            f"The transfer text {sources} holds no text: its files are empty, or hold no line or article of prose."
+        )
     return Dataset.from_dict({"text": texts})
 
 
@@ -290,7 +300,7 @@ def text_stream(source: str, config_name: str | None = None, text_column: str = 
     .csv/.json/.jsonl/.parquet file with a `text_column`, or a Hub data set id. Local files are checked for UTF-8
     first (one pass), so a bad byte is found now, not hours into a streamed run."""
     suffix = Path(source).suffix.lower()
-    formats = ", ".join(sorted(TEXT_FILE_BUILDERS))
+    formats = ", ".join([*sorted(TEXT_FILE_BUILDERS), *MEDIAWIKI_EXPORT_SUFFIXES])
     if Path(source).is_dir():  # `datasets` would read one format of it and drop the other files in silence
         raise BadInputError(
             f"The transfer text {source} is a directory: give its files as a quoted glob (e.g. '{source}/*.txt'), "

@@ -246,7 +246,7 @@ def _transfer_description(transfer: dict | None) -> str:
     named = {
         "general": "the packaged general English text (news articles, health tweets)",
         "joined": "the training texts joined into longer passages",
-        "wikipedia": "Wikipedia articles (the 106 of gensim's shortened export)",
+        "wikipedia": "Wikipedia articles (the 103 of gensim's shortened export)",
     }
     sources = ", ".join(named.get(source, f"`{Path(source).name}`") for source in transfer["text"])
     parts = []

@@ -288,9 +288,10 @@ class TransferTextArguments:
         metadata={
             "help": "Unlabelled text for transfer: 'joined' (the training texts joined into longer passages, "
             "labels unused), 'general' (the packaged news articles and health tweets, offline), 'wikipedia' (the "
-            "106 Wikipedia articles packaged in gensim, offline) and/or your own text without labels (.txt one per "
-            "line, a glob, .csv/.jsonl with a `text` column, a Wikipedia dump .xml[.bz2], or a Hub data set id), "
-            "split into snippets; 'auto': 'joined' for single-text classification, else 'general'."
+            "103 Wikipedia articles packaged in gensim: `pip install --no-deps gensim`) and/or your own text "
+            "without labels (.txt one per line, a glob, .csv/.jsonl with a `text` column, a Wikipedia dump "
+            ".xml[.bz2|.gz], or a Hub data set id), split into snippets; 'auto': 'joined' for single-text "
+            "classification, else 'general'."
         },
     )
     transfer_rows: int | None = field(
