@@ -64,7 +64,8 @@ def _spoken(node: Node) -> str | None:
 
 
 def _hidden(node: Node) -> bool:
-    """Whether `node` (a top-level node of an article) is markup a reader does not see as running text."""
+    """Whether `node` (a node of an article, at any level of formatting) is markup a reader does not see as
+    running text."""
     if isinstance(node, Heading):  # a heading glued to the next paragraph would read as one odd sentence
         return True
     if isinstance(node, Tag):
