@@ -197,3 +197,7 @@ def test_auto_transfer_text_and_augmentation_follow_the_task():
     assert (traffic.transfer_text, traffic.transfer_rows, traffic.augment) == (["traffic.txt"], 2000, False)
     general = RecipeArguments(transfer_text=["general"]).resolved_for_task(single_texts=False)
     assert (general.transfer_text, general.transfer_rows, general.augment) == (["general"], 2000, False)
+    # a named source in any case is that source for every step that checks for it (joined needs the training texts)
+    assert RecipeArguments(transfer_text=["Joined", " WIKIPEDIA", "Mine.txt"]).transfer_text == [
+        "joined", "wikipedia", "Mine.txt"
+    ]  # fmt: skip

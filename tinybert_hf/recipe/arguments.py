@@ -12,13 +12,14 @@ from dataclasses import dataclass, field
 from typing import Literal, get_args, get_type_hints
 
 from ..data.tasks import TEXT_TASK
+from ..data.transfer_text import GENERAL as GENERAL_TEXT
+from ..data.transfer_text import JOINED as JOINED_TEXT
+from ..data.transfer_text import source_name
 from ..utils.processes import launched_processes
 
 STUDENT_INITS = ("pruned-teacher", "layer-subset", "random")
 # Names used by earlier versions (results.json of older runs); a bare path is read as 'general:<path>'.
 STUDENT_INIT_ALIASES = {"teacher_layers": "layer-subset"}
-GENERAL_TEXT = "general"  # `transfer_text.GENERAL`: the packaged general English text
-JOINED_TEXT = "joined"  # `transfer_text.JOINED`: the training texts joined into longer passages
 AUTO = "auto"  # transfer text and augmentation chosen for the task (`RecipeArguments.resolved_for_task`)
 DEFAULT_TRANSFER_ROWS = 2000  # transfer rows when text is asked for (or joined): the main job stays within 15 minutes
 
@@ -322,6 +323,9 @@ class TransferTextArguments:
             )
         if (self.transfer_rows or self.recovery_steps) and not self.transfer_text:
             raise ValueError("`transfer_rows` / `recovery_steps` need `transfer_text` (e.g. 'general').")
+        # 'Joined' is the named source for every step that checks for it (the recipe's, the model card's), as it is
+        # for the stream
+        self.transfer_text = [source_name(source) for source in self.transfer_text]
 
 
 @dataclass
