@@ -35,12 +35,9 @@ from datasets import Dataset, IterableDataset, concatenate_datasets, load_datase
 from ..errors import BadInputError
 from .loading import TEXT_FILE_BUILDERS, check_utf8
 from .packaged import packaged_general_text_paths, packaged_wikipedia_path
+from .source_names import GENERAL, JOINED, WIKIPEDIA, source_name
 from .wikipedia import wikipedia_articles
 
-GENERAL = "general"  # the packaged general English text (news articles and health tweets)
-WIKIPEDIA = "wikipedia"  # the packaged Wikipedia articles (gensim's shortened export)
-JOINED = "joined"  # the task's own training texts, joined into longer passages (their labels unused)
-NAMED_SOURCES = (GENERAL, WIKIPEDIA, JOINED)
 # A Wikipedia dump (`pages-articles.xml.bz2`), read page by page.
 MEDIAWIKI_EXPORT_SUFFIXES = (".xml", ".xml.bz2", ".xml.gz")
 IGNORED_LABEL = -100  # what torch's cross-entropy and the trainer's label checks skip
@@ -90,13 +87,6 @@ def snippets(document: str, max_words: int = 60, budgets: Iterator[int] | None =
     if current:
         chunks.append(" ".join(current))
     return chunks
-
-
-def source_name(source: str | os.PathLike) -> str:
-    """`source` as the stream reads it: a named source in any case ('Wikipedia', not a Hub id to wait 20 s on)
-    as its name, unless a file or folder of that name exists; a path or Hub id as it is, as a `str`."""
-    named = str(source).strip().lower()
-    return named if named in NAMED_SOURCES and not Path(source).exists() else str(source)
 
 
 def _packaged_documents(name: str, path: Path) -> Iterator[str]:

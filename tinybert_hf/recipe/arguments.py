@@ -11,10 +11,10 @@ import dataclasses
 from dataclasses import dataclass, field
 from typing import Literal, get_args, get_type_hints
 
+from ..data.source_names import GENERAL as GENERAL_TEXT
+from ..data.source_names import JOINED as JOINED_TEXT
+from ..data.source_names import source_name
 from ..data.tasks import TEXT_TASK
-from ..data.transfer_text import GENERAL as GENERAL_TEXT
-from ..data.transfer_text import JOINED as JOINED_TEXT
-from ..data.transfer_text import source_name
 from ..utils.processes import launched_processes
 
 STUDENT_INITS = ("pruned-teacher", "layer-subset", "random")
